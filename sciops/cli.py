@@ -1,0 +1,144 @@
+"""The ``sciops`` command: list, generate, info, demo.
+
+Errors the user can fix (bad recipe, bad ``--set``, unwritable ``--out``, diverged solver)
+print one line ``sciops: error: ...`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sciops.errors import SciopsError
+
+
+def _data_root() -> Path:
+    return Path(os.environ.get("SCIOPS_DATA", "data"))
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise SciopsError(f"--set {pair!r}: expected key=value")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from sciops import pdes
+    from sciops.data import known_recipes, load_recipe
+
+    print("PDEs:")
+    for name in pdes.available():
+        doc = (pdes.get(name).__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<14} {doc}")
+    print("Dataset recipes:")
+    for name in known_recipes():
+        r = load_recipe(name)
+        summary = r.description.split(". ")[0][:70]
+        print(f"  {name:<26} {r.pde:<8} {r.samples:>6} samples  {summary}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from sciops.data import generate, load_recipe
+    from sciops.data.generate import parse_shard
+
+    shard = parse_shard(args.shard)
+    recipe = load_recipe(args.recipe).with_changes(
+        samples=args.samples, seed=args.seed, overrides=_overrides(args.set))
+    out = Path(args.out) if args.out else _data_root() / recipe.name
+    report = generate(recipe, out, shard=shard, device=args.device, overwrite=args.overwrite,
+                      progress=not args.quiet)
+    rate = report.samples_written / report.seconds if report.seconds > 0 else float("nan")
+    state = "complete" if report.complete else "partial (other shards pending)"
+    print(f"{out}: wrote {report.shards_written} shard(s), skipped {report.shards_skipped} "
+          f"complete, {report.samples_written} samples in {report.seconds:.1f} s "
+          f"({rate:.3g} samples/s); dataset {state}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from sciops.data import store
+
+    root = Path(args.path)
+    m = store.read_manifest(root)
+    r = m["recipe"]
+    done = sum(store.shard_record(root, j) is not None for j in range(m["n_shards"]))
+    print(f"dataset   {root}")
+    print(f"recipe    {r['name']} (pde {r['pde']}, seed {r['seed']}, sciops {m['sciops_version']})")
+    print(f"samples   {r['samples']} in {m['n_shards']} shard(s), {done} complete")
+    print("params    " + ", ".join(f"{k}={v}" for k, v in r["params"].items()))
+    if done:
+        ds = store.open_dataset(root, allow_partial=True)
+        for name, var in ds.data_vars.items():
+            dims = ", ".join(f"{d}={n}" for d, n in zip(var.dims, var.shape))
+            print(f"variable  {name} ({dims}) {var.dtype} [{var.attrs.get('units', '')}]")
+    if args.verify:
+        problems = store.verify(root)
+        for p in problems:
+            print(f"verify    FAIL {p}")
+        if problems:
+            return 1
+        print(f"verify    OK: {m['n_shards']} shard(s) match their sha256")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sciops.demo import run_demo
+
+    path = run_demo(Path(args.out), device=args.device)
+    print(f"demo report: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sciops", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list PDEs and dataset recipes").set_defaults(func=cmd_list)
+
+    g = sub.add_parser("generate", help="generate (or resume) a dataset from a recipe")
+    g.add_argument("recipe", help="recipe name from datasets/ or a path to a TOML file")
+    g.add_argument("--out", help="dataset directory (default: $SCIOPS_DATA/NAME, ./data/NAME)")
+    g.add_argument("--samples", type=int, help="number of samples (default: the recipe's)")
+    g.add_argument("--seed", type=int, help="master seed (default: the recipe's)")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a PDE parameter (repeatable)")
+    g.add_argument("--shard", help="i/n: write shards j with j %% n == i (default: torchrun "
+                   "RANK/WORLD_SIZE, else all)")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if present)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("info", help="describe a dataset; --verify re-hashes its shards")
+    i.add_argument("path")
+    i.add_argument("--verify", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("demo", help="small end-to-end run writing a Markdown report")
+    d.add_argument("--out", default="demo")
+    d.add_argument("--device", default=None)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SciopsError as e:
+        print(f"sciops: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sciops: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

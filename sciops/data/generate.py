@@ -1,0 +1,187 @@
+"""Sharded, deterministic, resumable dataset generation.
+
+Determinism: sample ``k`` draws its inputs from a generator seeded by ``(seed, k)`` only,
+on the CPU. Samples are solved in batches fixed by global index
+(``[b * batch_size, (b+1) * batch_size)``) and shards are whole batches, so the arrays do
+not depend on how many processes share the work. Process ``i`` of ``n`` (``--shard i/n``,
+or a torchrun rank) writes shards ``j`` with ``j % n == i``; the last process to finish
+records the shard hashes in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sciops import __version__, pdes
+from sciops.data import store
+from sciops.data.recipes import Recipe
+from sciops.errors import SciopsError
+
+
+def sample_generator(seed: int, k: int) -> torch.Generator:
+    """CPU generator for sample ``k`` of a dataset seeded ``seed``; independent streams."""
+    state = np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state >> np.uint64(1)))
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n); None -> the torchrun rank / world size, or (0, 1)."""
+    if text is None:
+        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    try:
+        i, n = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise SciopsError(f"--shard {text}: expected i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise SciopsError(f"--shard {text}: index must be in 0..{n - 1} for n={n}" if n >= 1
+                          else f"--shard {text}: n must be >= 1")
+    return i, n
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """The device to run on: ``name`` if given and usable, else CUDA when present, else CPU."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise SciopsError(f"--device {name!r}: not a device name; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SciopsError(f"--device {name}: CUDA is not available on this machine")
+    return dev
+
+
+@dataclass
+class GenerationReport:
+    out: Path
+    shards_written: int
+    shards_skipped: int
+    samples_written: int
+    seconds: float
+    complete: bool
+
+
+def _plan(recipe: Recipe) -> dict:
+    return json.loads(json.dumps(recipe.to_dict()))
+
+
+def _prepare(out: Path, recipe: Recipe, overwrite: bool) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise SciopsError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    manifest_path = out / store.MANIFEST
+    if manifest_path.exists():
+        try:
+            old = store.read_manifest(out)
+            same = old["recipe"] == _plan(recipe)
+        except (SciopsError, KeyError):
+            old, same = None, False
+        if not same and not overwrite:
+            if old is None:
+                raise SciopsError(f"--out {out}: holds an unreadable manifest; pass --overwrite")
+            diff = sorted(k for k in set(old["recipe"]) | set(_plan(recipe))
+                          if old["recipe"].get(k) != _plan(recipe).get(k))
+            raise SciopsError(
+                f"--out {out}: holds dataset {old['recipe'].get('name')!r} with different "
+                f"{', '.join(diff)}; pass --overwrite to replace it or choose another --out")
+        if same and not overwrite:
+            return
+    elif any(out.iterdir()) and not overwrite:
+        raise SciopsError(f"--out {out}: directory is not empty and holds no sciops dataset; "
+                          f"pass --overwrite or choose another --out")
+    if overwrite:
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    recipe_plan = _plan(recipe)
+    store.write_json_atomic(manifest_path, {
+        "format": store.FORMAT, "recipe": recipe_plan, "pde": recipe.pde,
+        "sciops_version": __version__, "n_shards": recipe.n_shards, "complete": False,
+        "shards": {}})
+
+
+def generate(recipe: Recipe, out: str | os.PathLike, *, shard: tuple[int, int] = (0, 1),
+             device: str | torch.device | None = "cpu", overwrite: bool = False,
+             progress: bool = True) -> GenerationReport:
+    """Generate (or resume) this process's share of the dataset ``recipe`` into ``out``."""
+    import time
+
+    out = Path(out)
+    i, n = shard
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    _prepare(out, recipe, overwrite if i == 0 else False)
+    pde = pdes.get(recipe.pde)
+    params = recipe.params
+    coords = pde.coords(params)
+    attrs = {k: v for k, v in params.to_dict().items()}
+    attrs.update({"recipe": recipe.name, "pde": recipe.pde, "seed": recipe.seed,
+                  "sciops_version": __version__,
+                  "params_json": json.dumps(params.to_dict(), sort_keys=True)})
+    variables = {name: (var.dims, {"units": var.units, "long_name": var.long_name})
+                 for name, var in pde.variables.items()}
+
+    mine = [j for j in range(recipe.n_shards) if j % n == i]
+    todo = [j for j in mine if store.shard_record(out, j) is None]
+    total = sum(_shard_range(recipe, j)[1] - _shard_range(recipe, j)[0] for j in todo)
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, unit="sample", disable=not progress, dynamic_ncols=True,
+               desc=f"{recipe.name} [{i}/{n}]", bar_format=None)
+    written = 0
+    try:
+        for j in todo:
+            lo, hi = _shard_range(recipe, j)
+            writer = store.ShardWriter(out / store.shard_name(j), hi - lo, lo, coords,
+                                       variables, attrs)
+            try:
+                for b0 in range(lo, hi, recipe.batch_size):
+                    b1 = min(b0 + recipe.batch_size, hi)
+                    arrays = _solve_batch(pde, recipe, b0, b1, dev, bar)
+                    writer.write(b0 - lo, arrays)
+                    written += b1 - b0
+            except BaseException:
+                writer.abort()
+                raise
+            writer.commit((lo, hi))
+    finally:
+        bar.close()
+    complete = store.finalize(out)
+    return GenerationReport(out, len(todo), len(mine) - len(todo), written,
+                            time.perf_counter() - t0, complete)
+
+
+def _shard_range(recipe: Recipe, j: int) -> tuple[int, int]:
+    lo = j * recipe.samples_per_shard
+    return lo, min(lo + recipe.samples_per_shard, recipe.samples)
+
+
+def _solve_batch(pde: pdes.PDE, recipe: Recipe, b0: int, b1: int, device: torch.device,
+                 bar: tqdm) -> dict[str, np.ndarray]:
+    per_sample = [pde.sample_inputs(recipe.params, 1, sample_generator(recipe.seed, k))
+                  for k in range(b0, b1)]
+    inputs = {key: torch.cat([s[key] for s in per_sample]).to(device) for key in per_sample[0]}
+    start = bar.n
+    size = b1 - b0
+
+    def advance(frac: float) -> None:
+        bar.n = start + frac * size
+        bar.refresh()
+
+    try:
+        outputs = pde.solve(recipe.params, inputs, callback=advance)
+    except pdes.SolverDiverged as e:
+        ids = [b0 + s for s in e.samples] or list(range(b0, b1))
+        raise SciopsError(f"{recipe.name}: sample(s) {ids} diverged: {e}") from None
+    bar.n = start + size
+    bar.refresh()
+    return {k: v.detach().cpu().numpy() for k, v in outputs.items()}

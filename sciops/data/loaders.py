@@ -1,0 +1,71 @@
+"""Torch access to stored datasets: one sample at a time, read lazily from the shards."""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sciops.data import store
+from sciops.errors import SciopsError
+
+
+class ShardedSamples(Dataset):
+    """``dataset[k]`` -> ``{name: tensor}`` for sample ``k`` of a dataset directory.
+
+    Only the requested sample is read (per-sample HDF5 chunks), so memory does not grow
+    with the dataset. Files are opened lazily per process, which keeps it safe to use in
+    ``DataLoader`` workers. ``variables`` defaults to every variable with a ``sample`` dim.
+    """
+
+    def __init__(self, path: str | os.PathLike, variables: Sequence[str] | None = None,
+                 dtype: torch.dtype | None = torch.float32):
+        self.root = Path(path)
+        self.paths = store.shard_paths(self.root)
+        self.starts, self.sizes = [], []
+        with h5py.File(self.paths[0], "r") as f:
+            stored = [k for k, v in f.items()
+                      if isinstance(v, h5py.Dataset) and v.ndim > 1 and k != "sample"]
+        for p in self.paths:
+            with h5py.File(p, "r") as f:
+                s = f["sample"][()]
+                self.starts.append(int(s[0]))
+                self.sizes.append(len(s))
+        self.variables = list(variables) if variables is not None else stored
+        missing = [v for v in self.variables if v not in stored]
+        if missing:
+            raise SciopsError(f"{self.root}: no variable(s) {missing}; stored: {stored}")
+        self.dtype = dtype
+        self._files: dict[int, h5py.File] = {}
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    def _file(self, j: int) -> h5py.File:
+        if j not in self._files:
+            self._files[j] = h5py.File(self.paths[j], "r")
+        return self._files[j]
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= k < len(self):
+            raise IndexError(f"sample {k} out of range for {len(self)} samples")
+        k %= len(self)
+        offsets = np.cumsum([0, *self.sizes])
+        j = bisect.bisect_right(offsets, k) - 1
+        f = self._file(j)
+        out = {}
+        for name in self.variables:
+            t = torch.from_numpy(np.asarray(f[name][k - offsets[j]]))
+            out[name] = t.to(self.dtype) if self.dtype is not None else t
+        return out
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_files"] = {}
+        return state

@@ -1,0 +1,158 @@
+"""Dataset recipes: TOML files naming a PDE, its parameters, sample counts and seed.
+
+A recipe file looks like::
+
+    name = "ns2d-fno-nu1e-3"
+    pde = "ns2d"
+    description = "..."
+    samples = 1200          # default sample count
+    seed = 0
+    samples_per_shard = 50  # a shard is the unit of resume and of parallel work
+    batch_size = 10         # samples solved together; fixed so results never depend on sharding
+    [params]
+    nu = 1e-3
+
+Named recipes live in the repository's ``datasets/`` folder (or ``$SCIOPS_RECIPES``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sciops import pdes
+from sciops.errors import SciopsError
+
+_TOP_KEYS = {"name", "pde", "description", "samples", "seed", "samples_per_shard", "batch_size",
+             "params"}
+
+
+def recipe_dirs(kind: str = "datasets") -> list[Path]:
+    """Folders searched for named recipes: ``$SCIOPS_RECIPES/<kind>`` then the source tree's."""
+    dirs = []
+    if os.environ.get("SCIOPS_RECIPES"):
+        dirs.append(Path(os.environ["SCIOPS_RECIPES"]) / kind)
+    dirs.append(Path(__file__).resolve().parents[2] / kind)
+    return [d for d in dirs if d.is_dir()]
+
+
+def known_recipes(kind: str = "datasets") -> dict[str, Path]:
+    """Recipe name -> file, for every ``*.toml`` in :func:`recipe_dirs`."""
+    found: dict[str, Path] = {}
+    for d in reversed(recipe_dirs(kind)):
+        for f in sorted(d.glob("*.toml")):
+            found[f.stem] = f
+    return dict(sorted(found.items()))
+
+
+def find_recipe_file(name_or_path: str, kind: str = "datasets") -> Path:
+    """Resolve a recipe name or a path to its TOML file, or raise listing known names."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.is_file():
+        if not p.is_file():
+            raise SciopsError(f"recipe file {p} does not exist")
+        return p
+    known = known_recipes(kind)
+    if name_or_path not in known:
+        raise SciopsError(f"unknown recipe {name_or_path!r}; known: {', '.join(known) or '(none)'}")
+    return known[name_or_path]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A dataset recipe with its PDE parameters already validated."""
+
+    name: str
+    pde: str
+    params: pdes.Params
+    samples: int = 100
+    seed: int = 0
+    samples_per_shard: int = 50
+    batch_size: int = 10
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("samples", "samples_per_shard", "batch_size"):
+            if getattr(self, key) < 1:
+                raise SciopsError(f"recipe {self.name}: {key}={getattr(self, key)} must be >= 1")
+        if self.samples_per_shard % self.batch_size:
+            raise SciopsError(
+                f"recipe {self.name}: samples_per_shard={self.samples_per_shard} must be a "
+                f"multiple of batch_size={self.batch_size}")
+        if self.seed < 0:
+            raise SciopsError(f"recipe {self.name}: seed={self.seed} must be >= 0")
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.samples // self.samples_per_shard)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "pde": self.pde, "description": self.description,
+                "samples": self.samples, "seed": self.seed,
+                "samples_per_shard": self.samples_per_shard, "batch_size": self.batch_size,
+                "params": self.params.to_dict()}
+
+    def with_changes(self, *, samples: int | None = None, seed: int | None = None,
+                     overrides: dict[str, str] | None = None) -> Recipe:
+        """A copy with sample count, seed and ``--set`` parameter overrides applied."""
+        params = self.params
+        if overrides:
+            top = {k: v for k, v in overrides.items() if k in ("samples_per_shard", "batch_size")}
+            rest = {k: v for k, v in overrides.items() if k not in top}
+            params = _params(self.pde, {**params.to_dict(), **rest}, self.name)
+            changes = {k: _int(k, v) for k, v in top.items()}
+        else:
+            changes = {}
+        return dataclasses.replace(
+            self, params=params, **changes,
+            samples=self.samples if samples is None else samples,
+            seed=self.seed if seed is None else seed)
+
+
+def _int(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SciopsError(f"{key}={value!r}: expected an integer") from None
+
+
+def _params(pde_name: str, values: dict[str, Any], where: str) -> pdes.Params:
+    try:
+        pde = pdes.get(pde_name)
+    except KeyError as e:
+        raise SciopsError(f"{where}: {e.args[0]}") from None
+    try:
+        return pde.make_params(values)
+    except ValueError as e:
+        raise SciopsError(f"{where}: {e}") from None
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """Read and validate a dataset recipe by name (``datasets/NAME.toml``) or path."""
+    path = find_recipe_file(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SciopsError(f"{path}: invalid TOML: {e}") from None
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise SciopsError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}")
+    for key in ("name", "pde"):
+        if key not in data:
+            raise SciopsError(f"{path}: missing required key {key!r}")
+    params = _params(data["pde"], data.get("params", {}), str(path))
+    top = {k: data[k] for k in ("samples", "seed", "samples_per_shard", "batch_size",
+                                "description") if k in data}
+    return Recipe(name=data["name"], pde=data["pde"], params=params, **top)
+
+
+def recipe_from_dict(d: dict[str, Any]) -> Recipe:
+    """Inverse of :meth:`Recipe.to_dict` (used to read manifests)."""
+    params = _params(d["pde"], d["params"], f"recipe {d['name']}")
+    return Recipe(name=d["name"], pde=d["pde"], params=params, samples=d["samples"],
+                  seed=d["seed"], samples_per_shard=d["samples_per_shard"],
+                  batch_size=d["batch_size"], description=d.get("description", ""))

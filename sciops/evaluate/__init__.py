@@ -1,0 +1,1 @@
+"""Evaluation: metrics, reduced-order (ROM) analysis and reports."""

@@ -1,0 +1,219 @@
+"""The PDE protocol and registry.
+
+A PDE family is a subclass of :class:`PDE` registered under a short name with
+:func:`register`. Third-party packages register theirs through the entry-point group
+``sciops.pdes`` (an entry point names the class), so installing the package makes
+``sciops generate <their-recipe>`` work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class SolverDiverged(RuntimeError):
+    """A numerical solve produced NaN/Inf or blew up; ``samples`` are batch-local indices."""
+
+    def __init__(self, message: str, samples: list[int] | None = None):
+        super().__init__(message)
+        self.samples = list(samples or [])
+
+
+@dataclass(frozen=True)
+class Variable:
+    """Metadata of a stored variable: dims (named as in the data format), units, meaning."""
+
+    dims: tuple[str, ...]
+    units: str
+    long_name: str
+
+
+def param(default: Any, doc: str, *, range: tuple[float | None, float | None] | None = None,
+          choices: tuple[Any, ...] | None = None, open_low: bool = False) -> Any:
+    """A ``Params`` field with its documentation and validation rule.
+
+    ``range=(lo, hi)``: inclusive bounds (None = unbounded); ``open_low`` makes ``lo``
+    exclusive. ``choices``: the allowed values. ``None`` is always allowed when it is the
+    default (it means "choose automatically").
+    """
+    meta = {"doc": doc, "range": range, "choices": choices, "open_low": open_low}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Base of every PDE's frozen parameter dataclass; validates each field on creation."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            _check_type(type(self).__name__, f.name, value, hints[f.name])
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ValueError(f"{f.name}={value!r} is not allowed; choose one of {list(choices)}")
+            rng = f.metadata.get("range")
+            if rng is not None:
+                lo, hi = rng
+                bad_lo = lo is not None and (value <= lo if f.metadata["open_low"] else value < lo)
+                bad_hi = hi is not None and value > hi
+                if bad_lo or bad_hi or (isinstance(value, float) and not math.isfinite(value)):
+                    lo_s = "-inf" if lo is None else repr(lo)
+                    hi_s = "inf" if hi is None else repr(hi)
+                    left = "(" if f.metadata["open_low"] or lo is None else "["
+                    raise ValueError(f"{f.name}={value!r} is out of range; allowed {left}{lo_s}, {hi_s}]")
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; override in subclasses. Raise ValueError naming the fields."""
+
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Params:
+        """Build from a mapping whose values may be strings (``--set key=value``)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown}; allowed: {sorted(names)}")
+        hints = typing.get_type_hints(cls)
+        parsed = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+        return cls(**parsed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Params:
+        return dataclasses.replace(self, **changes)
+
+
+def _base_types(hint: Any) -> tuple[type, ...]:
+    args = typing.get_args(hint)
+    types = tuple(a for a in args if a is not type(None)) if args else (hint,)
+    return tuple(typing.get_origin(t) or t for t in types)
+
+
+def _check_type(owner: str, name: str, value: Any, hint: Any) -> None:
+    types = _base_types(hint)
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        return
+    if bool not in types and isinstance(value, bool):
+        raise ValueError(f"{name}={value!r}: expected {'/'.join(t.__name__ for t in types)}")
+    if not isinstance(value, types):
+        raise ValueError(f"{name}={value!r}: expected {'/'.join(t.__name__ for t in types)}")
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    if not isinstance(value, str):
+        if isinstance(value, list):
+            return tuple(value)
+        return value
+    types = _base_types(hint)
+    text = value.strip()
+    if text.lower() in ("none", "null") and type(None) in typing.get_args(hint):
+        return None
+    for t in types:
+        try:
+            if t is bool:
+                if text.lower() in ("true", "1", "yes"):
+                    return True
+                if text.lower() in ("false", "0", "no"):
+                    return False
+                continue
+            if t is int:
+                return int(text)
+            if t is float:
+                return float(text)
+            if t is str:
+                return text
+            if t is tuple:
+                return tuple(float(p) for p in text.strip("()[]").split(",") if p.strip())
+        except ValueError:
+            continue
+    raise ValueError(f"{name}={value!r}: expected {'/'.join(t.__name__ for t in types)}")
+
+
+class PDE:
+    """A PDE family: parameters, random inputs, reference solver, residual, metadata.
+
+    Subclasses set ``name``, ``Params`` and ``variables`` and implement the methods below.
+    Instances hold no state; every method takes the ``Params`` it needs.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]]
+    variables: ClassVar[dict[str, Variable]]
+
+    def sample_inputs(self, params: Params, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """``n`` random inputs, batched on the CPU, deterministic for the generator's seed."""
+        raise NotImplementedError
+
+    def solve(self, params: Params, inputs: Mapping[str, Tensor], *,
+              callback: Callable[[float], None] | None = None) -> dict[str, Tensor]:
+        """Reference solution of a batch. Outputs are keyed like ``variables`` with the
+        dims given there, minus nothing: the leading axis is ``sample``. ``callback``
+        receives the fraction of the work done (0..1) for progress bars."""
+        raise NotImplementedError
+
+    def coords(self, params: Params) -> dict[str, tuple[str, np.ndarray]]:
+        """Stored coordinates: name -> (dim, 1-D values), e.g. ``"t": ("time", t)``."""
+        raise NotImplementedError
+
+    def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
+                 params: Params) -> Tensor:
+        """Pointwise PDE residual of ``fields`` on ``coords`` (zero for an exact solution)."""
+        raise NotImplementedError(f"{self.name}: residual is not implemented")
+
+    def exact(self, params: Params, *args: Any, **kwargs: Any) -> Any:
+        """Closed-form solution where one exists (used by the tests)."""
+        raise NotImplementedError(f"{self.name}: no closed-form solution")
+
+    def make_params(self, values: Mapping[str, Any] | None = None) -> Params:
+        return self.Params.from_mapping(dict(values or {}))
+
+
+_REGISTRY: dict[str, type[PDE]] = {}
+
+
+def register(cls: type[PDE]) -> type[PDE]:
+    """Class decorator: register a PDE family under ``cls.name``."""
+    if not getattr(cls, "name", None):
+        raise ValueError(f"{cls.__name__}: a PDE needs a non-empty `name`")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_entry_points() -> None:
+    for ep in entry_points(group="sciops.pdes"):
+        if ep.name not in _REGISTRY:
+            cls = ep.load()
+            _REGISTRY[ep.name] = cls
+
+
+def available() -> list[str]:
+    """Names of all registered PDE families (built-in and from entry points)."""
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> PDE:
+    """An instance of the PDE family registered as ``name``."""
+    if name not in _REGISTRY:
+        _load_entry_points()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown PDE {name!r}; known: {', '.join(available())}")
+    return _REGISTRY[name]()

@@ -1,0 +1,277 @@
+"""2D incompressible Navier–Stokes in vorticity form on a periodic box.
+
+    dw/dt + u . grad(w) = nu Laplacian(w) - drag w + f,      u = (d psi/dy, -d psi/dx),
+    -Laplacian(psi) = w,
+
+with arrays indexed ``[x, y]``. Two forcings reproduce the standard benchmarks:
+
+* ``"fno"`` — the FNO papers' setting on the unit torus ``[0,1)²``:
+  ``f = 0.1 (sin 2 pi (x+y) + cos 2 pi (x+y))``, initial vorticity from the GRF
+  ``N(0, 7^3 (-Laplacian + 49 I)^(-2.5))`` (alpha=2.5, tau=7), viscosity 1e-3 .. 1e-5.
+* ``"kolmogorov"`` — Kolmogorov flow on ``[0, 2 pi)²`` (Kochkov et al. 2021): body force
+  ``sin(4y)`` on the x-velocity, i.e. ``f = -4 cos(4y)`` on the vorticity; ``Re = 1/nu``;
+  a linear drag (0.1 in that paper) and a burn-in discard the transient.
+* ``"none"`` — unforced decay on the unit torus.
+
+Numerics: pseudo-spectral, 2/3-rule dealiasing of the advection term. ``scheme="ifrk4"``
+(default) treats viscosity and drag exactly with an integrating factor and advection with
+classical RK4 (fourth order in time). ``scheme="fno"`` reproduces the first-order stepper of
+the FNO data generator: explicit Euler advection and forcing, Crank–Nicolson diffusion.
+``dt=None`` picks a CFL step ``cfl * dx / max|u|`` per record interval, shortened so that
+each record time is hit exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sciops import spectral
+from sciops.pdes.base import PDE, Params, SolverDiverged, Variable, param, register
+
+# A vorticity this many times the initial maximum (plus forcing scale) counts as a blow-up.
+_BLOWUP_FACTOR = 1e4
+
+
+@dataclass(frozen=True)
+class NS2DParams(Params):
+    nu: float = param(1e-3, "kinematic viscosity (length²/time)", range=(0.0, None), open_low=True)
+    resolution: int = param(256, "solver grid points per axis", range=(8, 8192))
+    output_resolution: int = param(
+        64, "stored grid points per axis; must divide resolution (stored by subsampling, "
+        "as the FNO data)", range=(1, 8192))
+    t_final: float = param(50.0, "time span recorded after the burn-in", range=(0.0, None),
+                           open_low=True)
+    n_records: int = param(50, "stored times after t=0, evenly spaced", range=(1, 1_000_000))
+    t_burn_in: float = param(0.0, "time integrated and discarded before t=0", range=(0.0, None))
+    forcing: str = param("fno", "forcing and box: 'fno' (unit torus), 'kolmogorov' "
+                         "(-4 cos 4y on [0,2pi)^2), 'none' (unit torus)",
+                         choices=("fno", "kolmogorov", "none"))
+    drag: float = param(0.0, "linear drag coefficient (1/time)", range=(0.0, None))
+    scheme: str = param("ifrk4", "time stepper: 'ifrk4' (integrating-factor RK4) or 'fno' "
+                        "(Euler advection + Crank-Nicolson diffusion)", choices=("ifrk4", "fno"))
+    dt: float | None = param(None, "fixed time step; None = CFL-adaptive", range=(0.0, None),
+                             open_low=True)
+    cfl: float = param(0.5, "CFL number for the adaptive step", range=(0.0, 2.0), open_low=True)
+    ic_alpha: float = param(2.5, "GRF smoothness exponent of the initial vorticity",
+                            range=(0.0, None), open_low=True)
+    ic_tau: float = param(7.0, "GRF inverse length scale of the initial vorticity",
+                          range=(0.0, None))
+    ic_sigma: float | None = param(None, "GRF amplitude; None = tau^(alpha-1) (FNO)",
+                                   range=(0.0, None), open_low=True)
+    store_velocity: bool = param(False, "also store u, v")
+    dtype: str = param("float32", "solver and storage precision",
+                       choices=("float32", "float64"))
+
+    def validate(self) -> None:
+        if self.resolution % self.output_resolution:
+            raise ValueError(
+                f"output_resolution={self.output_resolution} must divide "
+                f"resolution={self.resolution} (data are stored by subsampling)")
+
+    @property
+    def length(self) -> float:
+        """Box side: 2 pi for Kolmogorov flow, 1 otherwise."""
+        return 2 * math.pi if self.forcing == "kolmogorov" else 1.0
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+
+def forcing_field(params: NS2DParams, x: Tensor, y: Tensor) -> Tensor:
+    """Vorticity forcing on the coordinates ``x`` (n, 1) and ``y`` (1, m); shape (n, m)."""
+    if params.forcing == "fno":
+        s = 2 * math.pi * (x + y)
+        return 0.1 * (torch.sin(s) + torch.cos(s))
+    if params.forcing == "kolmogorov":
+        return -4.0 * torch.cos(4.0 * y) + 0.0 * x
+    return torch.zeros_like(x + y)
+
+
+class _Operators:
+    """Spectral operators of one (resolution, box, dtype, device), built once per solve."""
+
+    def __init__(self, params: NS2DParams, device: torch.device):
+        n = params.resolution
+        shape, lengths = (n, n), (params.length, params.length)
+        dt = params.torch_dtype
+        self.shape = shape
+        self.kx, self.ky = spectral.wavenumbers(shape, lengths, dt, device, zero_nyquist=True)
+        k2 = spectral.wavenumber_magnitude(shape, lengths, dt, device)
+        self.inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, 1.0), 0.0)
+        self.linear = -params.nu * k2 - params.drag
+        self.mask = spectral.dealias_mask(shape, dt, device)
+        x, y = spectral.grid(shape, lengths, dt, device)
+        self.f_hat = spectral.rfft(forcing_field(params, x[:, None], y[None, :]), 2)
+        self.dx = params.length / n
+
+    def velocity(self, w_hat: Tensor) -> tuple[Tensor, Tensor]:
+        psi = w_hat * self.inv_k2
+        uv = spectral.irfft(torch.stack((1j * self.ky * psi, -1j * self.kx * psi)), self.shape)
+        return uv[0], uv[1]
+
+    def tendency(self, w_hat: Tensor) -> Tensor:
+        """Explicit part ``f - u.grad(w)`` in spectral space, advection dealiased."""
+        psi = w_hat * self.inv_k2
+        ikx_w, iky_w = 1j * self.kx * w_hat, 1j * self.ky * w_hat
+        u, v, wx, wy = spectral.irfft(
+            torch.stack((self.ky * 1j * psi, -1j * self.kx * psi, ikx_w, iky_w)), self.shape)
+        return self.f_hat - self.mask * spectral.rfft(u * wx + v * wy, 2)
+
+
+def _ifrk4_step(ops: _Operators, w: Tensor, dt: float, e1: Tensor, e2: Tensor) -> Tensor:
+    """Integrating-factor RK4: exact linear part ``e1 = exp(L dt)``, ``e2 = exp(L dt/2)``."""
+    k1 = dt * ops.tendency(w)
+    k2 = dt * ops.tendency(e2 * (w + 0.5 * k1))
+    k3 = dt * ops.tendency(e2 * w + 0.5 * k2)
+    k4 = dt * ops.tendency(e1 * w + e2 * k3)
+    return e1 * w + (e1 * k1 + 2.0 * e2 * (k2 + k3) + k4) / 6.0
+
+
+def _fno_step(ops: _Operators, w: Tensor, dt: float, num: Tensor, den: Tensor) -> Tensor:
+    """FNO generator's step: Euler advection/forcing, Crank–Nicolson linear part."""
+    return (num * w + dt * ops.tendency(w)) / den
+
+
+@register
+class NS2D(PDE):
+    """Incompressible 2D Navier–Stokes, vorticity form (see module docstring)."""
+
+    name = "ns2d"
+    Params = NS2DParams
+    variables = {
+        "vorticity": Variable(("sample", "time", "x", "y"), "1/time", "vorticity w = dv/dx - du/dy"),
+        "u": Variable(("sample", "time", "x", "y"), "length/time", "x-velocity"),
+        "v": Variable(("sample", "time", "x", "y"), "length/time", "y-velocity"),
+    }
+
+    def sample_inputs(self, params: NS2DParams, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """Initial vorticity ``w0`` (n, resolution, resolution) from the GRF of ``ic_*``."""
+        L = params.length
+        w0 = spectral.grf(n, (params.resolution,) * 2, (L, L), params.ic_alpha, params.ic_tau,
+                          params.ic_sigma, generator=generator, dtype=params.torch_dtype)
+        return {"w0": w0}
+
+    def coords(self, params: NS2DParams) -> dict[str, tuple[str, np.ndarray]]:
+        m = params.output_resolution
+        x = np.arange(m) * (params.length / m)
+        t = np.linspace(0.0, params.t_final, params.n_records + 1)
+        return {"t": ("time", t), "x": ("x", x), "y": ("y", x.copy())}
+
+    def solve(self, params: NS2DParams, inputs: Mapping[str, Tensor], *,
+              callback: Callable[[float], None] | None = None) -> dict[str, Tensor]:
+        """Solve a batch. ``inputs["w0"]``: (batch, n, n) at ``params.resolution``.
+
+        Returns ``vorticity`` (and ``u``, ``v`` if ``store_velocity``) of shape
+        (batch, n_records + 1, m, m), ``m = output_resolution``, including t=0.
+        """
+        w0 = inputs["w0"]
+        n = params.resolution
+        if w0.ndim != 3 or tuple(w0.shape[1:]) != (n, n):
+            raise ValueError(f"w0: expected shape (batch, {n}, {n}), got {tuple(w0.shape)}")
+        w0 = w0.to(params.torch_dtype)
+        ops = _Operators(params, w0.device)
+        stride = n // params.output_resolution
+        w_hat = spectral.rfft(w0, 2)
+        scale = float(w0.abs().max()) + float(ops.f_hat.abs().max()) / n**2 + 1.0
+        limit = _BLOWUP_FACTOR * scale
+
+        interval = params.t_final / params.n_records
+        n_burn = math.ceil(params.t_burn_in / interval - 1e-12) if params.t_burn_in > 0 else 0
+        burn_dt = params.t_burn_in / n_burn if n_burn else 0.0
+        total = n_burn + params.n_records
+
+        def record(w_hat: Tensor) -> dict[str, Tensor]:
+            out = {"vorticity": spectral.irfft(w_hat, ops.shape)[:, ::stride, ::stride]}
+            if params.store_velocity:
+                u, v = ops.velocity(w_hat)
+                out["u"], out["v"] = u[:, ::stride, ::stride], v[:, ::stride, ::stride]
+            return out
+
+        frames: list[dict[str, Tensor]] = [record(w_hat)] if n_burn == 0 else []
+        for j in range(total):
+            span = burn_dt if j < n_burn else interval
+            w_hat = self._advance(params, ops, w_hat, span)
+            w = spectral.irfft(w_hat, ops.shape)
+            peak = w.abs().amax(dim=(-2, -1))
+            bad = (~torch.isfinite(peak)) | (peak > limit)
+            if bool(bad.any()):
+                idx = torch.nonzero(bad).flatten().tolist()
+                raise SolverDiverged(
+                    f"ns2d diverged before t={(j + 1 - n_burn) * interval:g} (max |w| > {limit:.3g} "
+                    f"or NaN); reduce dt/cfl or raise resolution", idx)
+            if j >= n_burn - 1:  # the last burn-in chunk ends at t=0
+                frames.append(record(w_hat))
+            if callback is not None:
+                callback((j + 1) / total)
+        return {k: torch.stack([f[k] for f in frames], dim=1) for k in frames[0]}
+
+    def _advance(self, params: NS2DParams, ops: _Operators, w_hat: Tensor, span: float) -> Tensor:
+        """Integrate over ``span`` time units with a fixed or CFL-chosen step."""
+        if params.dt is not None:
+            steps = max(1, math.ceil(span / params.dt - 1e-9))
+        else:
+            u, v = ops.velocity(w_hat)
+            umax = float(torch.maximum(u.abs().max(), v.abs().max()))
+            dt_cfl = params.cfl * ops.dx / umax if umax > 0 else span
+            steps = max(1, math.ceil(span / dt_cfl))
+        dt = span / steps
+        if params.scheme == "ifrk4":
+            e1, e2 = torch.exp(ops.linear * dt), torch.exp(ops.linear * (0.5 * dt))
+            for _ in range(steps):
+                w_hat = _ifrk4_step(ops, w_hat, dt, e1, e2)
+        else:
+            num, den = 1.0 + 0.5 * dt * ops.linear, 1.0 - 0.5 * dt * ops.linear
+            for _ in range(steps):
+                w_hat = _fno_step(ops, w_hat, dt, num, den)
+        return w_hat
+
+    def exact(self, params: NS2DParams, t: np.ndarray | Tensor, mode: tuple[int, int] = (1, 1),
+              a: float = 1.0, b: float = 0.0) -> Tensor:
+        """Closed form for a single-shell flow, where advection vanishes identically.
+
+        Initial vorticity ``a cos(k.x) + b sin(k.x)`` with ``k = 2 pi mode / L``; the forcing
+        must lie on the same shell ``|mode|`` (true for 'fno' with mode (1,1) and
+        'kolmogorov' with |mode| = 4) or be 'none'. Then
+        ``w(t) = w_s + (w0 - w_s) exp(-(nu |k|² + drag) t)`` with ``w_s = f / (nu|k|² + drag)``.
+        Returns (len(t), m, m) at ``output_resolution`` in float64.
+        """
+        shell = {"fno": 2, "kolmogorov": 16, "none": mode[0] ** 2 + mode[1] ** 2}[params.forcing]
+        if mode[0] ** 2 + mode[1] ** 2 != shell:
+            raise ValueError(f"mode={mode} is not on the forcing's shell |m|^2={shell}")
+        m, L = params.output_resolution, params.length
+        x = torch.arange(m, dtype=torch.float64) * (L / m)
+        X, Y = x[:, None], x[None, :]
+        phase = 2 * math.pi / L * (mode[0] * X + mode[1] * Y)
+        w0 = a * torch.cos(phase) + b * torch.sin(phase)
+        rate = params.nu * (2 * math.pi / L) ** 2 * shell + params.drag
+        f = forcing_field(params, X, Y).to(torch.float64)
+        ws = f / rate
+        t = torch.as_tensor(np.asarray(t, dtype=np.float64))
+        return ws + (w0 - ws) * torch.exp(-rate * t)[:, None, None]
+
+    def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
+                 params: NS2DParams) -> Tensor:
+        """Spectral-backend residual of the vorticity equation.
+
+        ``fields["vorticity"]``: (batch, time, m, m) on the periodic grid of ``coords``
+        (``t`` of length ``time``); time derivative by second-order finite differences.
+        Returns (batch, time, m, m) in 1/time².
+        """
+        w = fields["vorticity"]
+        L = (params.length, params.length)
+        t = torch.as_tensor(coords["t"], dtype=w.dtype, device=w.device)
+        w_t = torch.gradient(w, spacing=(t,), dim=1, edge_order=2)[0]
+        psi = -spectral.inverse_laplacian(w, L)
+        psi_x, psi_y = spectral.gradient(psi, L)
+        w_x, w_y = spectral.gradient(w, L)
+        x, y = spectral.grid(tuple(w.shape[-2:]), L, w.dtype, w.device)
+        f = forcing_field(params, x[:, None], y[None, :])
+        return (w_t + psi_y * w_x - psi_x * w_y - params.nu * spectral.laplacian(w, L)
+                + params.drag * w - f)
