@@ -1,4 +1,4 @@
-"""The ``sciops`` command: list, generate, info, demo.
+"""The ``sciops`` command: list, generate, info, train, predict, demo.
 
 Errors the user can fix (bad recipe, bad ``--set``, unwritable ``--out``, diverged solver)
 print one line ``sciops: error: ...`` and exit with status 2.
@@ -88,6 +88,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from sciops.train import Trainer, load_run_config
+
+    cfg = load_run_config(args.recipe, _overrides(args.set))
+    out = Path(args.out)
+    if not args.resume and (out / "last.pt").exists():
+        raise SciopsError(f"--out {out}: holds a run already; pass --resume to continue it "
+                          f"or choose another --out")
+    trainer = Trainer(cfg, out, device=args.device, progress=not args.quiet)
+    last = trainer.fit(resume=args.resume, max_steps=args.max_steps)
+    if trainer.ctx.main:
+        print(f"{out}: epoch {last.get('epoch')}, step {last.get('step')}, "
+              f"train loss {last.get('train_loss', float('nan')):.4g}, "
+              f"test rel. L2 {last.get('test_rel_l2', float('nan')):.4g}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from sciops.train.predict import predict_dataset
+
+    out = predict_dataset(args.run, args.data, args.out, device=args.device or "cpu")
+    print(f"predictions written to {out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from sciops.demo import run_demo
 
@@ -120,6 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path")
     i.add_argument("--verify", action="store_true")
     i.set_defaults(func=cmd_info)
+
+    t = sub.add_parser("train", help="train a surrogate from a recipe in solvers/")
+    t.add_argument("recipe", help="recipe name from solvers/ or a path to a TOML file")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
+                   help="override a recipe value, e.g. train.lr=3e-4 (repeatable)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after this global step")
+    t.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("predict", help="predict a dataset with a trained run")
+    pr.add_argument("run", help="run directory (uses best.pt, else last.pt)")
+    pr.add_argument("--data", required=True, help="dataset directory")
+    pr.add_argument("--out", required=True, help="output netCDF file")
+    pr.add_argument("--device", default=None)
+    pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("demo", help="small end-to-end run writing a Markdown report")
     d.add_argument("--out", default="demo")

@@ -1,0 +1,130 @@
+"""Supervised pairs ``(x, y)`` from a stored dataset: variable selection and time windows.
+
+Time-dependent variables (dims ``sample, time, *space``) contribute one channel per time
+step of a window; static ones (``sample, *space``) one channel. For a window starting at
+``s``: inputs are times ``s .. s+in_steps-1``, targets ``s+in_steps .. s+in_steps+out_steps-1``
+(static targets ignore the window). Items are read lazily, one sample slice at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import xarray as xr
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from sciops.data import ShardedSamples
+from sciops.errors import SciopsError
+from sciops.train.config import DataConfig
+
+
+def resolve_dataset(name_or_path: str) -> Path:
+    """A dataset directory, or ``$SCIOPS_DATA/<name>`` (default ``./data/<name>``)."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    q = Path(os.environ.get("SCIOPS_DATA", "data")) / name_or_path
+    if q.exists():
+        return q
+    raise SciopsError(f"data.dataset={name_or_path!r}: no such directory (also looked for {q}); "
+                      f"generate it with `sciops generate {name_or_path}`")
+
+
+class WindowedPairs(Dataset):
+    """``pairs[i] -> (x, y)``: x ``(C_in, *space)``, y ``(C_out, *space)``, float32."""
+
+    def __init__(self, path: str | os.PathLike, cfg: DataConfig, samples: range):
+        self.cfg = cfg
+        names = list(dict.fromkeys([*cfg.inputs, *cfg.targets]))
+        self.store = ShardedSamples(path, names)
+        if samples.stop > len(self.store):
+            raise SciopsError(
+                f"{path}: has {len(self.store)} samples, the recipe asks for samples "
+                f"[{samples.start}, {samples.stop}) (data.train_samples + data.test_samples)")
+        self.samples = samples
+        with xr.open_dataset(self.store.paths[0], engine="h5netcdf") as ds:
+            self.timed = {n: "time" in ds[n].dims for n in names}
+            n_times = ds.sizes.get("time", 1)
+        span = cfg.in_steps + cfg.out_steps
+        if any(self.timed.values()) and span > n_times:
+            raise SciopsError(f"data.in_steps + data.out_steps = {span} exceeds the {n_times} "
+                              f"stored times of {path}")
+        if not any(self.timed.values()) or cfg.windows == "first":
+            self.starts = [0]
+        else:
+            self.starts = list(range(0, n_times - span + 1, cfg.window_stride))
+
+    @property
+    def in_channels(self) -> int:
+        return sum(self.cfg.in_steps if self.timed[n] else 1 for n in self.cfg.inputs)
+
+    @property
+    def out_channels(self) -> int:
+        return sum(self.cfg.out_steps if self.timed[n] else 1 for n in self.cfg.targets)
+
+    def __len__(self) -> int:
+        return len(self.samples) * len(self.starts)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        k, w = divmod(i, len(self.starts))
+        s = self.starts[w]
+        fields = self.store[self.samples[k]]
+        c = self.cfg
+        x = [fields[n][s:s + c.in_steps] if self.timed[n] else fields[n][None] for n in c.inputs]
+        y = [fields[n][s + c.in_steps:s + c.in_steps + c.out_steps] if self.timed[n]
+             else fields[n][None] for n in c.targets]
+        return torch.cat(x), torch.cat(y)
+
+
+class Normalizer(torch.nn.Module):
+    """Per-channel affine standardization ``(x - mean) / std``, statistics from data.
+
+    ``mean``/``std`` have shape ``(C,)``; applied over ``(batch, C, *space)``. Stored in
+    checkpoints as buffers, so predictions use the training statistics.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("std", torch.ones(channels))
+
+    @torch.no_grad()
+    def fit(self, batches, index: int) -> Normalizer:
+        """Streaming mean/variance (float64) over item ``index`` of each batch."""
+        n, s1, s2 = 0, 0.0, 0.0
+        for batch in batches:
+            t = batch[index].double().transpose(0, 1).reshape(batch[index].shape[1], -1)
+            n += t.shape[1]
+            s1 = s1 + t.sum(1)
+            s2 = s2 + (t * t).sum(1)
+        mean = s1 / n
+        var = (s2 / n - mean**2).clamp_min(0)
+        self.mean.copy_(mean.float())
+        self.std.copy_(var.sqrt().clamp_min(1e-8).float())
+        return self
+
+    def _shape(self, x: Tensor) -> tuple[int, ...]:
+        return (1, -1) + (1,) * (x.ndim - 2)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return (x - self.mean.view(self._shape(x))) / self.std.view(self._shape(x))
+
+    def decode(self, x: Tensor) -> Tensor:
+        return x * self.std.view(self._shape(x)) + self.mean.view(self._shape(x))
+
+
+def split_ranges(cfg: DataConfig) -> tuple[range, range]:
+    """Train and test sample ranges: the first ``train_samples``, then ``test_samples``."""
+    train = range(0, cfg.train_samples)
+    return train, range(train.stop, train.stop + cfg.test_samples)
+
+
+def ordered_batches(ds: Dataset, batch: int = 32):
+    """Iterate ``ds`` in order as stacked batches (for statistics and evaluation)."""
+    for i in range(0, len(ds), batch):
+        items = [ds[j] for j in range(i, min(i + batch, len(ds)))]
+        yield tuple(torch.stack([it[k] for it in items]) for k in range(len(items[0])))
+

@@ -1,0 +1,235 @@
+"""One training loop for every model in the zoo.
+
+``Trainer(cfg, run_dir).fit()`` builds the model from the registry, streams ``(x, y)``
+pairs from a stored dataset, standardizes inputs and targets with statistics stored in the
+run, and optimizes with AdamW. Exact resume: the sample order of epoch ``e`` depends only on
+``(seed, e)``, and checkpoints hold model, optimizer, scheduler, normalizers, RNG state and
+the position inside the epoch, so a stopped-and-resumed run ends bitwise equal to an
+uninterrupted one (CPU). Under ``torchrun`` the global batch is split over the ranks and
+gradients are averaged by DDP, so N ranks with batch b equal one process with batch N·b.
+
+Run directory: ``config.json``, ``metrics.jsonl`` (one JSON line per evaluation),
+``last.pt`` and ``best.pt`` (see :mod:`sciops.train.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from sciops import models
+from sciops.errors import SciopsError
+from sciops.train import checkpoint, distributed
+from sciops.train.config import RunConfig
+from sciops.train.losses import get_loss, rel_lp
+from sciops.train.task import Normalizer, WindowedPairs, ordered_batches, resolve_dataset, split_ranges
+
+LossFn = Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
+
+
+def build_model(cfg: RunConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """The registry model of ``cfg.model`` with channel counts checked against the data."""
+    kw = {k: v for k, v in cfg.model.items() if k != "name"}
+    for key, have in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if key in kw and kw[key] != have:
+            raise SciopsError(
+                f"model.{key}={kw[key]} but the data give {have} channels "
+                f"(data.inputs={cfg.data.inputs}, data.targets={cfg.data.targets}, "
+                f"in_steps={cfg.data.in_steps}, out_steps={cfg.data.out_steps})")
+        kw[key] = have
+    try:
+        return models.build(cfg.model["name"], **kw)
+    except (ValueError, TypeError) as e:
+        raise SciopsError(f"[model] {cfg.model['name']}: {e}") from None
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
+    """Permutation of ``n`` items for ``epoch``; depends only on (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+class Trainer:
+    """Trains ``cfg`` into ``run_dir``; see the module docstring for the guarantees."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, *, device: str | None = None,
+                 progress: bool = True, compute_loss: LossFn | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.ctx = distributed.setup(device)
+        self.progress = progress and self.ctx.main
+        tc = cfg.train
+        if tc.batch_size % self.ctx.world:
+            raise SciopsError(f"train.batch_size={tc.batch_size} must be divisible by the "
+                              f"{self.ctx.world} DDP ranks")
+        path = resolve_dataset(cfg.data.dataset)
+        train_range, test_range = split_ranges(cfg.data)
+        self.train_set = WindowedPairs(path, cfg.data, train_range)
+        self.test_set = WindowedPairs(path, cfg.data, test_range) if len(test_range) else None
+        torch.manual_seed(tc.seed)
+        self.model = build_model(cfg, self.train_set.in_channels, self.train_set.out_channels)
+        self.model.to(self.ctx.device)
+        self.x_norm = Normalizer(self.train_set.in_channels).to(self.ctx.device)
+        self.y_norm = Normalizer(self.train_set.out_channels).to(self.ctx.device)
+        self.loss_fn = get_loss(tc.loss)
+        self.compute_loss = compute_loss or self._supervised_loss
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
+                                     weight_decay=tc.weight_decay)
+        world_drop = self.ctx.world > 1  # uneven last batches cannot be split over ranks
+        n = len(self.train_set)
+        self.steps_per_epoch = n // tc.batch_size if world_drop else math.ceil(n / tc.batch_size)
+        if self.steps_per_epoch == 0:
+            raise SciopsError(f"train.batch_size={tc.batch_size} exceeds the {n} training pairs")
+        total = tc.epochs * self.steps_per_epoch
+        if tc.scheduler == "cosine":
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=total)
+        elif tc.scheduler == "step":
+            self.sched = torch.optim.lr_scheduler.StepLR(
+                self.opt, step_size=tc.step_size * self.steps_per_epoch, gamma=tc.gamma)
+        else:
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda _: 1.0)
+        self.ddp = (DistributedDataParallel(self.model) if self.ctx.world > 1 else self.model)
+        self.epoch, self.step, self.step_in_epoch, self.best = 0, 0, 0, math.inf
+
+    # -- pieces ---------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """Physical-units prediction for physical-units input ``x`` (batch, C_in, *space)."""
+        return self.y_norm.decode(self.ddp(self.x_norm.encode(x)))
+
+    def _supervised_loss(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+        x, y = batch
+        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16,
+                            enabled=self.cfg.train.amp == "bf16"):
+            pred = self.forward(x)
+        return self.loss_fn(pred.float(), y)
+
+    def _batches(self, epoch: int, start: int):
+        tc, ctx = self.cfg.train, self.ctx
+        order = epoch_order(tc.seed, epoch, len(self.train_set))
+        for s in range(start, self.steps_per_epoch):
+            idx = order[s * tc.batch_size:(s + 1) * tc.batch_size]
+            chunk = len(idx) // ctx.world
+            mine = idx[ctx.rank * chunk:(ctx.rank + 1) * chunk] if ctx.world > 1 else idx
+            items = [self.train_set[int(i)] for i in mine]
+            yield tuple(torch.stack([it[k] for it in items]).to(ctx.device)
+                        for k in range(len(items[0])))
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "config": self.cfg.to_dict(),
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "normalizers": {"x": self.x_norm.state_dict(), "y": self.y_norm.state_dict()},
+                "rng": {"torch": torch.get_rng_state()}, "epoch": self.epoch,
+                "step": self.step, "step_in_epoch": self.step_in_epoch, "best": self.best}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise SciopsError(f"checkpoint does not match model {self.cfg.model['name']}: "
+                              f"{str(e).splitlines()[0]}") from None
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.x_norm.load_state_dict(state["normalizers"]["x"])
+        self.y_norm.load_state_dict(state["normalizers"]["y"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.step_in_epoch, self.best = state["step_in_epoch"], state["best"]
+
+    def _save(self, name: str) -> None:
+        if self.ctx.main:
+            checkpoint.save(self.run_dir / name, self.state())
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.ctx.main:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def evaluate(self, dataset: WindowedPairs | None = None) -> float:
+        """Mean per-sample relative L2 error (physical units) over ``dataset`` (test split)."""
+        dataset = dataset or self.test_set
+        if dataset is None or len(dataset) == 0:
+            return math.nan
+        self.model.eval()
+        total, count = 0.0, 0
+        for x, y in ordered_batches(dataset, self.cfg.train.batch_size):
+            pred = self.y_norm.decode(self.model(self.x_norm.encode(x.to(self.ctx.device))))
+            total += float(rel_lp(pred.float(), y.to(self.ctx.device))) * len(x)
+            count += len(x)
+        self.model.train()
+        return total / count
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, resume: bool = False, max_steps: int | None = None) -> dict[str, Any]:
+        """Train (or resume) until ``epochs`` end, the time budget runs out, or the global
+        step reaches ``max_steps``. Returns the last logged metrics."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tc = self.cfg.train
+        last: dict[str, Any] = {}
+        if resume and (self.run_dir / "last.pt").is_file():
+            self.load_state(checkpoint.load(self.run_dir / "last.pt", self.ctx.device))
+            log = self.run_dir / "metrics.jsonl"
+            if log.is_file() and log.read_text().strip():
+                last = json.loads(log.read_text().strip().splitlines()[-1])
+        else:
+            if self.ctx.main:
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+                (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+            self.x_norm.fit(ordered_batches(self.train_set, 64), 0)
+            self.y_norm.fit(ordered_batches(self.train_set, 64), 1)
+        t0 = time.perf_counter()
+        budget = tc.max_minutes * 60 if tc.max_minutes > 0 else math.inf
+        self.model.train()
+        while self.epoch < tc.epochs:
+            bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
+                       disable=not self.progress, desc=f"epoch {self.epoch + 1}/{tc.epochs}",
+                       leave=False, dynamic_ncols=True)
+            running, seen, stop = 0.0, 0, False
+            for batch in self._batches(self.epoch, self.step_in_epoch):
+                loss = self.compute_loss(self.ddp, batch)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if tc.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+                self.opt.step()
+                self.sched.step()
+                self.step += 1
+                self.step_in_epoch += 1
+                running += float(loss.detach())
+                seen += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+                if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
+                    self._save("last.pt")
+                stop = (max_steps is not None and self.step >= max_steps) or \
+                    time.perf_counter() - t0 > budget
+                if stop:
+                    break
+            bar.close()
+            if self.step_in_epoch >= self.steps_per_epoch:
+                self.epoch += 1
+                self.step_in_epoch = 0
+                last = {"epoch": self.epoch, "step": self.step,
+                        "train_loss": running / max(seen, 1),
+                        "lr": self.opt.param_groups[0]["lr"],
+                        "seconds": round(time.perf_counter() - t0, 3)}
+                if self.epoch % tc.eval_every == 0 or self.epoch == tc.epochs:
+                    last["test_rel_l2"] = self.evaluate() if self.ctx.main else math.nan
+                    if self.ctx.main and last["test_rel_l2"] < self.best:
+                        self.best = last["test_rel_l2"]
+                        self._save("best.pt")
+                self._log(last)
+            self._save("last.pt")
+            self.ctx.barrier()
+            if stop:
+                break
+        return last
