@@ -10,10 +10,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+import xarray as xr
 from torch.utils.data import Dataset
 
 from sciops.data import store
 from sciops.errors import SciopsError
+
+
+def _check(path: Path, wanted: list[str], stored: list[str]) -> None:
+    missing = [v for v in wanted if v not in stored]
+    if missing:
+        raise SciopsError(f"{path}: no variable(s) {missing}; stored: {stored}")
 
 
 class ShardedSamples(Dataset):
@@ -38,9 +45,9 @@ class ShardedSamples(Dataset):
                 self.starts.append(int(s[0]))
                 self.sizes.append(len(s))
         self.variables = list(variables) if variables is not None else stored
-        missing = [v for v in self.variables if v not in stored]
-        if missing:
-            raise SciopsError(f"{self.root}: no variable(s) {missing}; stored: {stored}")
+        _check(self.root, self.variables, stored)
+        with xr.open_dataset(self.paths[0], engine="h5netcdf") as ds:
+            self.dims = {n: ds[n].dims for n in self.variables}
         self.dtype = dtype
         self._files: dict[int, h5py.File] = {}
 
@@ -69,3 +76,37 @@ class ShardedSamples(Dataset):
         state = dict(self.__dict__)
         state["_files"] = {}
         return state
+
+
+class XarraySamples(Dataset):
+    """``dataset[k]`` for any lazy xarray Dataset with a ``sample`` dim (peers' files)."""
+
+    def __init__(self, ds: xr.Dataset, path: Path, variables: Sequence[str] | None = None,
+                 dtype: torch.dtype | None = torch.float32):
+        stored = [k for k, v in ds.data_vars.items() if "sample" in v.dims]
+        self.variables = list(variables) if variables is not None else stored
+        _check(path, self.variables, stored)
+        self.ds = ds[self.variables].transpose("sample", ...)
+        self.dims = {n: self.ds[n].dims for n in self.variables}
+        self.dtype = dtype
+
+    def __len__(self) -> int:
+        return self.ds.sizes["sample"]
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= k < len(self):
+            raise IndexError(f"sample {k} out of range for {len(self)} samples")
+        out = {}
+        for name in self.variables:
+            t = torch.from_numpy(np.ascontiguousarray(self.ds[name][k].values))
+            out[name] = t.to(self.dtype) if self.dtype is not None else t
+        return out
+
+
+def open_samples(path: str | os.PathLike, variables: Sequence[str] | None = None,
+                 dtype: torch.dtype | None = torch.float32) -> ShardedSamples | XarraySamples:
+    """Per-sample torch access to a sciops dataset directory or a peer's file."""
+    p = Path(path)
+    if p.is_dir():
+        return ShardedSamples(p, variables, dtype)
+    return XarraySamples(store.open_dataset(p), p, variables, dtype)

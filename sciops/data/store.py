@@ -195,13 +195,18 @@ def open_dataset(path: str | os.PathLike, *, allow_partial: bool = False) -> xr.
     """One lazy ``xarray.Dataset`` over every shard of a dataset directory.
 
     Arrays are dask-backed: nothing is read until values are used. A single ``.nc`` shard
-    path is opened directly.
+    is opened directly; peers' files (neuraloperator ``.pt``, PDEBench and The Well HDF5)
+    through :mod:`sciops.data.interop`, with the same dim names.
     """
     path = Path(path)
-    if path.is_file() and path.suffix == ".nc":
-        return xr.open_dataset(path, engine="h5netcdf", chunks={})
     if not path.exists():
         raise SciopsError(f"{path}: no such dataset")
+    if path.is_file() and path.suffix == ".nc":
+        return xr.open_dataset(path, engine="h5netcdf", chunks={})
+    if path.is_file():
+        from sciops.data.interop import open_foreign
+
+        return open_foreign(path)
     paths = shard_paths(path, allow_partial=allow_partial)
     return xr.open_mfdataset(
         paths, engine="h5netcdf", combine="nested", concat_dim="sample",

@@ -11,7 +11,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from sciops.data import ShardedSamples
+from sciops.data import open_samples
 from sciops.errors import SciopsError
 from sciops.train import checkpoint
 from sciops.train.config import RunConfig, config_from_dict
@@ -65,7 +65,7 @@ def predict_dataset(run: str | os.PathLike, data: str | os.PathLike, out: str | 
     loaded = load_run(run, device)
     cfg = loaded.cfg
     data_cfg = dataclasses.replace(cfg.data, windows="first")
-    n = len(ShardedSamples(data, cfg.data.inputs[:1]))
+    n = len(open_samples(data, cfg.data.inputs[:1]))
     pairs = WindowedPairs(data, data_cfg, range(n))
     preds = [loaded.predict(x.to(device)).cpu() for x, _ in ordered_batches(pairs, batch_size)]
     y = torch.cat(preds).numpy()

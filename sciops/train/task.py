@@ -12,17 +12,16 @@ import os
 from pathlib import Path
 
 import torch
-import xarray as xr
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sciops.data import ShardedSamples
+from sciops.data import open_samples
 from sciops.errors import SciopsError
 from sciops.train.config import DataConfig
 
 
 def resolve_dataset(name_or_path: str) -> Path:
-    """A dataset directory, or ``$SCIOPS_DATA/<name>`` (default ``./data/<name>``)."""
+    """A dataset directory or peer file, or ``$SCIOPS_DATA/<name>`` (default ``./data/<name>``)."""
     p = Path(name_or_path)
     if p.exists():
         return p
@@ -39,15 +38,15 @@ class WindowedPairs(Dataset):
     def __init__(self, path: str | os.PathLike, cfg: DataConfig, samples: range):
         self.cfg = cfg
         names = list(dict.fromkeys([*cfg.inputs, *cfg.targets]))
-        self.store = ShardedSamples(path, names)
+        self.store = open_samples(path, names)
         if samples.stop > len(self.store):
             raise SciopsError(
                 f"{path}: has {len(self.store)} samples, the recipe asks for samples "
                 f"[{samples.start}, {samples.stop}) (data.train_samples + data.test_samples)")
         self.samples = samples
-        with xr.open_dataset(self.store.paths[0], engine="h5netcdf") as ds:
-            self.timed = {n: "time" in ds[n].dims for n in names}
-            n_times = ds.sizes.get("time", 1)
+        self.timed = {n: "time" in self.store.dims[n] for n in names}
+        first = self.store[0]
+        n_times = next((first[n].shape[0] for n in names if self.timed[n]), 1)
         span = cfg.in_steps + cfg.out_steps
         if any(self.timed.values()) and span > n_times:
             raise SciopsError(f"data.in_steps + data.out_steps = {span} exceeds the {n_times} "
