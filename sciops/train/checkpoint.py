@@ -1,9 +1,9 @@
 """Checkpoints as plain tensors and dicts, loadable with ``torch.load(weights_only=True)``.
 
 A checkpoint holds ``model`` (state dict), ``config`` (the run config dict), ``optimizer``,
-``scheduler``, ``normalizers`` (state dicts), ``rng`` (torch CPU generator state and the
-sampler seed), ``epoch``, ``step`` (global), ``step_in_epoch``, ``best`` (best test error)
-and ``format``. Writes go through a temporary file and an atomic rename.
+``scheduler``, ``task`` (state dicts of the task's modules, e.g. normalizers), ``rng``
+(torch CPU generator state), ``epoch``, ``step`` (global), ``step_in_epoch``, ``best``
+(best test error) and ``format``. Writes go through a temporary file and an atomic rename.
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from sciops.data.recipes import find_recipe_file
 from sciops.errors import SciopsError

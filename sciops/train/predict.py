@@ -42,7 +42,7 @@ def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> Load
     path = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
     state = checkpoint.load(path, device)
     cfg = config_from_dict(state["config"])
-    cx, cy = (state["normalizers"][k]["mean"].numel() for k in ("x", "y"))
+    cx, cy = (state["task"][k]["mean"].numel() for k in ("x", "y"))
     model = build_model(cfg, cx, cy).to(device)
     try:
         model.load_state_dict(state["model"])
@@ -50,8 +50,8 @@ def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> Load
         raise SciopsError(f"{path}: weights do not fit model {cfg.model['name']}: "
                           f"{str(e).splitlines()[0]}") from None
     xn, yn = Normalizer(cx).to(device), Normalizer(cy).to(device)
-    xn.load_state_dict(state["normalizers"]["x"])
-    yn.load_state_dict(state["normalizers"]["y"])
+    xn.load_state_dict(state["task"]["x"])
+    yn.load_state_dict(state["task"]["y"])
     return LoadedRun(cfg, model, xn, yn)
 
 

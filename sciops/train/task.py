@@ -1,4 +1,12 @@
-"""Supervised pairs ``(x, y)`` from a stored dataset: variable selection and time windows.
+"""Training tasks: what the one training loop optimizes.
+
+A task gives the trainer a ``train_set`` (items are tuples of tensors; a batch stacks
+items), channel counts for building the model, ``loss(model, batch)``, ``evaluate(model,
+device)`` (a test error, lower is better), ``prepare()`` run once on a fresh run, and
+``state_modules()`` (e.g. normalizers) saved in checkpoints. :class:`SupervisedTask` is the
+default; physics-informed and particle tasks implement the same five members.
+
+Supervised pairs ``(x, y)`` come from a stored dataset with variable selection and windows.
 
 Time-dependent variables (dims ``sample, time, *space``) contribute one channel per time
 step of a window; static ones (``sample, *space``) one channel. For a window starting at
@@ -10,14 +18,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from sciops.data import open_samples
 from sciops.errors import SciopsError
-from sciops.train.config import DataConfig
+from sciops.train.config import DataConfig, RunConfig
+from sciops.train.losses import get_loss, rel_lp
+
+
+class Task(Protocol):
+    """What the trainer needs from a task (see the module docstring)."""
+
+    train_set: Dataset
+    in_channels: int
+    out_channels: int
+
+    def state_modules(self) -> dict[str, nn.Module]: ...
+
+    def prepare(self) -> None: ...
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor: ...
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> float: ...
 
 
 def resolve_dataset(name_or_path: str) -> Path:
@@ -127,3 +153,53 @@ def ordered_batches(ds: Dataset, batch: int = 32):
         items = [ds[j] for j in range(i, min(i + batch, len(ds)))]
         yield tuple(torch.stack([it[k] for it in items]) for k in range(len(items[0])))
 
+
+
+class SupervisedTask:
+    """Grid-to-grid regression on a stored dataset, with standardized inputs and targets.
+
+    The model sees standardized inputs and predicts standardized targets; the loss and the
+    test error (mean per-sample relative L2) are computed in data units.
+    """
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        path = resolve_dataset(cfg.data.dataset)
+        train_range, test_range = split_ranges(cfg.data)
+        self.train_set = WindowedPairs(path, cfg.data, train_range)
+        self.test_set = WindowedPairs(path, cfg.data, test_range) if len(test_range) else None
+        self.in_channels = self.train_set.in_channels
+        self.out_channels = self.train_set.out_channels
+        self.x_norm = Normalizer(self.in_channels)
+        self.y_norm = Normalizer(self.out_channels)
+        self.loss_fn = get_loss(cfg.train.loss)
+
+    def state_modules(self) -> dict[str, nn.Module]:
+        return {"x": self.x_norm, "y": self.y_norm}
+
+    def prepare(self) -> None:
+        self.x_norm.fit(ordered_batches(self.train_set, 64), 0)
+        self.y_norm.fit(ordered_batches(self.train_set, 64), 1)
+
+    def predict(self, model: nn.Module, x: Tensor) -> Tensor:
+        """Data-units prediction for data-units input ``x`` (batch, C_in, *space)."""
+        return self.y_norm.decode(model(self.x_norm.encode(x)))
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+        x, y = batch
+        with torch.autocast(x.device.type, dtype=torch.bfloat16,
+                            enabled=self.cfg.train.amp == "bf16"):
+            pred = self.predict(model, x)
+        return self.loss_fn(pred.float(), y)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, device: torch.device) -> float:
+        """Mean per-sample relative L2 error over the test split (NaN without one)."""
+        if self.test_set is None or len(self.test_set) == 0:
+            return float("nan")
+        total, count = 0.0, 0
+        for x, y in ordered_batches(self.test_set, self.cfg.train.batch_size):
+            pred = self.predict(model, x.to(device)).float()
+            total += float(rel_lp(pred, y.to(device))) * len(x)
+            count += len(x)
+        return total / count

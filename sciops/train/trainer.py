@@ -1,9 +1,10 @@
 """One training loop for every model in the zoo.
 
-``Trainer(cfg, run_dir).fit()`` builds the model from the registry, streams ``(x, y)``
-pairs from a stored dataset, standardizes inputs and targets with statistics stored in the
-run, and optimizes with AdamW. Exact resume: the sample order of epoch ``e`` depends only on
-``(seed, e)``, and checkpoints hold model, optimizer, scheduler, normalizers, RNG state and
+``Trainer(cfg, run_dir).fit()`` builds the model from the registry and optimizes a task
+(:mod:`sciops.train.task`; by default supervised pairs streamed from a stored dataset,
+standardized with statistics stored in the run) with AdamW. Exact resume: the sample order
+of epoch ``e`` depends only on ``(seed, e)``, and checkpoints hold model, optimizer,
+scheduler, the task's modules (normalizers), RNG state and
 the position inside the epoch, so a stopped-and-resumed run ends bitwise equal to an
 uninterrupted one (CPU). Under ``torchrun`` the global batch is split over the ranks and
 gradients are averaged by DDP, so N ranks with batch b equal one process with batch N·b.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,7 @@ from sciops import models
 from sciops.errors import SciopsError
 from sciops.train import checkpoint, distributed
 from sciops.train.config import RunConfig
-from sciops.train.losses import get_loss, rel_lp
-from sciops.train.task import Normalizer, WindowedPairs, ordered_batches, resolve_dataset, split_ranges
-
-LossFn = Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
+from sciops.train.task import SupervisedTask, Task
 
 
 def build_model(cfg: RunConfig, in_channels: int, out_channels: int) -> nn.Module:
@@ -62,7 +59,7 @@ class Trainer:
     """Trains ``cfg`` into ``run_dir``; see the module docstring for the guarantees."""
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, device: str | None = None,
-                 progress: bool = True, compute_loss: LossFn | None = None):
+                 progress: bool = True, task: Task | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.ctx = distributed.setup(device)
@@ -71,17 +68,13 @@ class Trainer:
         if tc.batch_size % self.ctx.world:
             raise SciopsError(f"train.batch_size={tc.batch_size} must be divisible by the "
                               f"{self.ctx.world} DDP ranks")
-        path = resolve_dataset(cfg.data.dataset)
-        train_range, test_range = split_ranges(cfg.data)
-        self.train_set = WindowedPairs(path, cfg.data, train_range)
-        self.test_set = WindowedPairs(path, cfg.data, test_range) if len(test_range) else None
+        self.task = task or SupervisedTask(cfg)
+        self.train_set = self.task.train_set
         torch.manual_seed(tc.seed)
-        self.model = build_model(cfg, self.train_set.in_channels, self.train_set.out_channels)
+        self.model = build_model(cfg, self.task.in_channels, self.task.out_channels)
         self.model.to(self.ctx.device)
-        self.x_norm = Normalizer(self.train_set.in_channels).to(self.ctx.device)
-        self.y_norm = Normalizer(self.train_set.out_channels).to(self.ctx.device)
-        self.loss_fn = get_loss(tc.loss)
-        self.compute_loss = compute_loss or self._supervised_loss
+        for module in self.task.state_modules().values():
+            module.to(self.ctx.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
                                      weight_decay=tc.weight_decay)
         world_drop = self.ctx.world > 1  # uneven last batches cannot be split over ranks
@@ -101,17 +94,6 @@ class Trainer:
         self.epoch, self.step, self.step_in_epoch, self.best = 0, 0, 0, math.inf
 
     # -- pieces ---------------------------------------------------------------------------
-    def forward(self, x: Tensor) -> Tensor:
-        """Physical-units prediction for physical-units input ``x`` (batch, C_in, *space)."""
-        return self.y_norm.decode(self.ddp(self.x_norm.encode(x)))
-
-    def _supervised_loss(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-        x, y = batch
-        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16,
-                            enabled=self.cfg.train.amp == "bf16"):
-            pred = self.forward(x)
-        return self.loss_fn(pred.float(), y)
-
     def _batches(self, epoch: int, start: int):
         tc, ctx = self.cfg.train, self.ctx
         order = epoch_order(tc.seed, epoch, len(self.train_set))
@@ -126,7 +108,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "config": self.cfg.to_dict(),
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                "normalizers": {"x": self.x_norm.state_dict(), "y": self.y_norm.state_dict()},
+                "task": {k: m.state_dict() for k, m in self.task.state_modules().items()},
                 "rng": {"torch": torch.get_rng_state()}, "epoch": self.epoch,
                 "step": self.step, "step_in_epoch": self.step_in_epoch, "best": self.best}
 
@@ -138,8 +120,8 @@ class Trainer:
                               f"{str(e).splitlines()[0]}") from None
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        self.x_norm.load_state_dict(state["normalizers"]["x"])
-        self.y_norm.load_state_dict(state["normalizers"]["y"])
+        for k, m in self.task.state_modules().items():
+            m.load_state_dict(state["task"][k])
         torch.set_rng_state(state["rng"]["torch"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.step_in_epoch, self.best = state["step_in_epoch"], state["best"]
@@ -153,20 +135,13 @@ class Trainer:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
-    @torch.no_grad()
-    def evaluate(self, dataset: WindowedPairs | None = None) -> float:
-        """Mean per-sample relative L2 error (physical units) over ``dataset`` (test split)."""
-        dataset = dataset or self.test_set
-        if dataset is None or len(dataset) == 0:
-            return math.nan
+    def evaluate(self) -> float:
+        """The task's test error for the current weights."""
         self.model.eval()
-        total, count = 0.0, 0
-        for x, y in ordered_batches(dataset, self.cfg.train.batch_size):
-            pred = self.y_norm.decode(self.model(self.x_norm.encode(x.to(self.ctx.device))))
-            total += float(rel_lp(pred.float(), y.to(self.ctx.device))) * len(x)
-            count += len(x)
-        self.model.train()
-        return total / count
+        try:
+            return self.task.evaluate(self.model, self.ctx.device)
+        finally:
+            self.model.train()
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self, resume: bool = False, max_steps: int | None = None) -> dict[str, Any]:
@@ -184,8 +159,7 @@ class Trainer:
             if self.ctx.main:
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
                 (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
-            self.x_norm.fit(ordered_batches(self.train_set, 64), 0)
-            self.y_norm.fit(ordered_batches(self.train_set, 64), 1)
+            self.task.prepare()
         t0 = time.perf_counter()
         budget = tc.max_minutes * 60 if tc.max_minutes > 0 else math.inf
         self.model.train()
@@ -195,7 +169,7 @@ class Trainer:
                        leave=False, dynamic_ncols=True)
             running, seen, stop = 0.0, 0, False
             for batch in self._batches(self.epoch, self.step_in_epoch):
-                loss = self.compute_loss(self.ddp, batch)
+                loss = self.task.loss(self.ddp, batch)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if tc.grad_clip > 0:
