@@ -124,9 +124,12 @@ class _Operators:
     def advection(self, w_hat: Tensor) -> Tensor:
         """Dealiased ``u.grad(w)`` in spectral space."""
         psi = w_hat * self.inv_k2
-        ikx_w, iky_w = 1j * self.kx * w_hat, 1j * self.ky * w_hat
-        u, v, wx, wy = spectral.irfft(
-            torch.stack((1j * self.ky * psi, -1j * self.kx * psi, ikx_w, iky_w)), self.shape)
+        # Four separate inverse FFTs, not one over a stacked tensor: same bits, but on CPU
+        # the stacked copy and 4x larger buffers made the step 2.5-3.5x slower at 256².
+        u = spectral.irfft(1j * self.ky * psi, self.shape)
+        v = spectral.irfft(-1j * self.kx * psi, self.shape)
+        wx = spectral.irfft(1j * self.kx * w_hat, self.shape)
+        wy = spectral.irfft(1j * self.ky * w_hat, self.shape)
         return self.mask * spectral.rfft(u * wx + v * wy, 2)
 
 
