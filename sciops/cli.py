@@ -1,4 +1,4 @@
-"""The ``sciops`` command: list, generate, info, train, predict, demo.
+"""The ``sciops`` command: list, generate, info, train, predict, evaluate, rom, demo.
 
 Errors the user can fix (bad recipe, bad ``--set``, unwritable ``--out``, diverged solver)
 print one line ``sciops: error: ...`` and exit with status 2.
@@ -113,6 +113,37 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _range(text: str | None) -> range | None:
+    if text is None:
+        return None
+    try:
+        lo, hi = (int(p) for p in text.split(":"))
+    except ValueError:
+        raise SciopsError(f"--samples {text}: expected START:STOP, e.g. 1000:1200") from None
+    if not 0 <= lo < hi:
+        raise SciopsError(f"--samples {text}: need 0 <= START < STOP")
+    return range(lo, hi)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sciops.evaluate.compare import evaluate_runs
+
+    path = evaluate_runs([Path(r) for r in args.runs], Path(args.data), Path(args.out),
+                         samples=_range(args.samples), n_clusters=args.clusters,
+                         device=args.device or "cpu")
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_rom(args: argparse.Namespace) -> int:
+    from sciops.evaluate.rom_study import rom_study
+
+    path = rom_study(Path(args.data), args.var, Path(args.out), k=args.k, rank=args.rank,
+                     max_snapshots=args.max_snapshots)
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from sciops.demo import run_demo
 
@@ -163,6 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="output netCDF file")
     pr.add_argument("--device", default=None)
     pr.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("evaluate", help="score runs on a dataset; write a Markdown report")
+    e.add_argument("runs", nargs="+", help="run directories")
+    e.add_argument("--data", required=True, help="dataset directory or peer file")
+    e.add_argument("--out", required=True, help="report directory")
+    e.add_argument("--samples", help="START:STOP sample range (default: all)")
+    e.add_argument("--clusters", type=int, default=4, help="clusters for the error map")
+    e.add_argument("--device", default=None)
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("rom", help="local vs global POD study of a stored variable")
+    r.add_argument("data", help="dataset directory or peer file")
+    r.add_argument("--var", required=True, help="variable name, e.g. vorticity")
+    r.add_argument("--k", type=int, default=8, help="clusters")
+    r.add_argument("--rank", type=int, default=10, help="largest POD rank")
+    r.add_argument("--max-snapshots", type=int, default=2000)
+    r.add_argument("--out", required=True, help="report directory")
+    r.set_defaults(func=cmd_rom)
 
     d = sub.add_parser("demo", help="small end-to-end run writing a Markdown report")
     d.add_argument("--out", default="demo")

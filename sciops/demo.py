@@ -59,7 +59,7 @@ def run_demo(out: Path, device: str | None = None) -> Path:
     cols = [0, 4, 9]
     panel = torch.stack([y[cols], pred[cols], pred[cols] - y[cols]]).numpy()
     times = [float(v) for v in open_dataset(gen.out)["t"].values[10:20][cols]]
-    png = plot_snapshots(panel, times, out / "prediction.png",
+    png = plot_snapshots(panel, [f"t = {t:g}" for t in times], out / "prediction.png",
                          title="median test sample: truth (top), TFNO (middle), error (bottom)")
     n_params = sum(p.numel() for p in loaded.model.parameters())
     summary = {"samples_per_s_generation": gen.samples_written / max(gen.seconds, 1e-9),

@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_snapshots(fields: np.ndarray, times: Sequence[float], path: Path, *,
+def plot_snapshots(fields: np.ndarray, col_titles: Sequence[str], path: Path, *,
                    title: str = "", cmap: str = "RdBu_r") -> Path:
-    """Grid of 2-D snapshots: ``fields`` (rows, cols, x, y), one row per sample and one column
-    per time in ``times``; symmetric colour range per row. Returns ``path`` (PNG)."""
+    """Grid of 2-D snapshots: ``fields`` (rows, cols, x, y), e.g. one row per sample and one
+    column per time; symmetric colour range per row. Returns ``path`` (PNG)."""
     rows, cols = fields.shape[:2]
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False,
                              constrained_layout=True)
@@ -27,7 +27,7 @@ def plot_snapshots(fields: np.ndarray, times: Sequence[float], path: Path, *,
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(f"t = {times[c]:g}", fontsize=9)
+                ax.set_title(col_titles[c], fontsize=9)
         fig.colorbar(im, ax=axes[r, -1], shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -102,5 +102,17 @@ def plot_projection_error_vs_rank(curves: dict[str, tuple[np.ndarray, np.ndarray
         ax.semilogy(ranks, err, marker="o", ms=3, label=label)
     ax.set_xlabel("rank")
     ax.set_ylabel("mean relative projection error")
+    ax.legend(fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def plot_rollout(curves: dict[str, np.ndarray], path: Path, *,
+                 figsize: tuple[float, float] = (5.0, 3.5), dpi: int = 80) -> Path:
+    """Error against output step (label -> (n_steps,)), log error axis. Returns ``path``."""
+    fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
+    for label, err in curves.items():
+        ax.semilogy(np.arange(1, len(err) + 1), err, marker="o", ms=3, label=label)
+    ax.set_xlabel("output step")
+    ax.set_ylabel("relative L2")
     ax.legend(fontsize=8)
     return _save(fig, path, dpi)

@@ -1,0 +1,126 @@
+"""``sciops evaluate``: score trained runs on a dataset and write a Markdown report.
+
+For each run, the first window of every selected sample is predicted, compared with the
+stored truth through :func:`sciops.evaluate.metrics.evaluate_all`, and summarized; the
+report shows a comparison table, error histograms, energy spectra, rollout error curves,
+truth / prediction / error panels for the best, median and worst samples, and the error
+per sine-dissimilarity cluster of the targets (which regimes a model fails on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from sciops.data import open_samples
+from sciops.errors import SciopsError
+from sciops.evaluate import metrics, report, rom
+from sciops.train.predict import load_run
+from sciops.train.task import WindowedPairs, ordered_batches
+
+
+def _arrays(run: Path, data: Path, samples: range, device: str) -> tuple[xr.DataArray, ...]:
+    """Prediction and truth of ``run`` on ``data`` as DataArrays ``(sample, time|channel, ...)``."""
+    loaded = load_run(run, device)
+    cfg = dataclasses.replace(loaded.cfg.data, windows="first")
+    pairs = WindowedPairs(data, cfg, samples)
+    preds, truths = [], []
+    for x, y in ordered_batches(pairs, 16):
+        preds.append(loaded.predict(x.to(device)).cpu())
+        truths.append(y)
+    pred, truth = torch.cat(preds).numpy(), torch.cat(truths).numpy()
+    space = ("x", "y", "z")[: pred.ndim - 2]
+    timed = len(cfg.targets) == 1 and pairs.timed[cfg.targets[0]]
+    dims = ("sample", "time" if timed else "channel", *space)
+    coords = {"sample": np.asarray(samples)}
+    return (xr.DataArray(pred, dims=dims, coords=coords),
+            xr.DataArray(truth, dims=dims, coords=coords))
+
+
+def evaluate_runs(runs: list[Path], data: Path, out: Path, *, samples: range | None = None,
+                  n_clusters: int = 4, device: str = "cpu") -> Path:
+    """Evaluate ``runs`` on ``data`` into ``out/report.md`` (+ PNGs, ``metrics.json``).
+
+    ``samples`` default to the whole dataset.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(open_samples(data))
+    samples = samples if samples is not None else range(n)
+    if samples.stop > n:
+        raise SciopsError(f"--samples {samples.start}:{samples.stop} exceeds the {n} samples "
+                          f"of {data}")
+    table, errors, spectra, rollouts, summary = [], {}, {}, {}, {}
+    truth = None
+    for run in runs:
+        label = run.name
+        pred, truth = _arrays(run, data, samples, device)
+        m = metrics.evaluate_all(pred, truth)
+        s = metrics.summarize(m)
+        summary[label] = s
+        rel = m["relative_l2"]
+        rel = rel.mean("channel") if "channel" in rel.dims else rel
+        errors[label] = rel.values
+        if "spectrum_pred" in m:
+            spec = m["spectrum_pred"]
+            spectra[label] = spec.mean([d for d in spec.dims if d != "k"]).values
+            if "truth" not in spectra:
+                t = m["spectrum_target"]
+                spectra["truth"] = t.mean([d for d in t.dims if d != "k"]).values
+        if "rollout_error" in m and "time" in m["rollout_error"].dims:
+            r = m["rollout_error"]
+            rollouts[label] = r.mean([d for d in r.dims if d != "time"]).values
+        table.append((label, s))
+        order = np.argsort(errors[label])
+        rows = []
+        for i in (order[0], order[len(order) // 2], order[-1]):  # best, median, worst
+            p, y = pred.values[i], truth.values[i]
+            j = p.shape[0] - 1  # last output step / channel
+            rows.append(np.stack([y[j], p[j], p[j] - y[j]]))
+        report.plot_snapshots(np.stack(rows), ["truth", "prediction", "error"],
+                              out / f"{label}-samples.png",
+                              title=f"{label}: best / median / worst sample (rows), last step")
+    report.plot_error_histogram(errors, out / "errors.png")
+    if spectra:
+        report.plot_spectra(spectra, out / "spectra.png")
+    if rollouts:
+        report.plot_rollout(rollouts, out / "rollout.png")
+    snaps = truth.values.reshape(truth.sizes["sample"], -1)
+    k = min(n_clusters, len(snaps))
+    clusters = {label: rom.error_by_cluster(snaps, err, n_clusters=k)
+                for label, err in errors.items()}
+    (out / "metrics.json").write_text(json.dumps({
+        "summary": summary,
+        "clusters": {label: {v: c[v].values.tolist() for v in ("count", "mean_error", "max_error",
+                                                                  "medoid")}
+                     for label, c in clusters.items()}}, indent=2))
+    keys = ["relative_l2", "nrmse", "rmse", "max_error", "rmse_low", "rmse_mid", "rmse_high",
+            "h1_error", "spectrum_error"]
+    lines = [f"# sciops evaluation on `{data}` (samples {samples.start}..{samples.stop - 1})", "",
+             "| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for label, s in table:
+        lines.append(f"| {label} | " + " | ".join(f"{s.get(k, float('nan')):.4g}" for k in keys)
+                     + " |")
+    lines += ["", "Means over samples; `max_error` is the maximum. Bands are radial integer "
+              "wavenumbers |k| < 4, 4-12, >= 12.", "", "![errors](errors.png)", ""]
+    if spectra:
+        lines += ["![spectra](spectra.png)", ""]
+    if rollouts:
+        lines += ["![rollout](rollout.png)", ""]
+    for label, c in clusters.items():
+        lines += [f"## {label}", "", f"![{label} samples]({label}-samples.png)", "",
+                  f"Error per cluster of the targets (sine dissimilarity, k-medoids, k={k}):", "",
+                  "| cluster | samples | mean rel. L2 | max rel. L2 | medoid sample |",
+                  "|---|---|---|---|---|"]
+        for j in range(k):
+            lines.append(f"| {j} | {int(c['count'][j])} | {float(c['mean_error'][j]):.4g} | "
+                         f"{float(c['max_error'][j]):.4g} | "
+                         f"{samples[int(c['medoid'][j])]} |")
+        lines.append("")
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
