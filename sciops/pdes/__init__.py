@@ -1,6 +1,7 @@
 """PDE families. Importing this package registers the built-in ones."""
 
 from sciops.pdes import ns2d  # noqa: F401  (registers "ns2d")
+from sciops.pdes import les3d  # noqa: F401  (registers "les3d")
 from sciops.pdes import darcy2d  # noqa: F401  (registers "darcy2d")
 from sciops.pdes import poisson2d  # noqa: F401  (registers "poisson2d")
 from sciops.pdes import wave2d  # noqa: F401  (registers "wave2d")
