@@ -1,4 +1,4 @@
-"""fno_step benchmark: training step and spectral convolution of sciops' FNO/TFNO vs neuraloperator's.
+"""fno_step benchmark: training step and spectral conv of sciops' FNO/TFNO vs neuraloperator's.
 
 Peer: neuraloperator's ``FNO`` / ``TFNO`` and ``SpectralConv`` as shipped (the installed
 ``neuraloperator`` package; nothing to copy into ``third_party/``). Ours:
@@ -29,8 +29,10 @@ Times are medians; with one thread (the default) the headline numbers are proces
 seconds, which estimate the wall time on an idle machine (the benchmark machine is shared);
 wall medians are stored alongside. Ratios are peer / ours (> 1: ours is faster).
 
-    .venv/bin/python benchmarks/fno_step.py                  # both cases, ~15 min on 2 cores
-    .venv/bin/python benchmarks/fno_step.py --cases 2d --repeats 5 --out /tmp/fno.json
+    .venv/bin/python benchmarks/fno_step.py                  # both cases, ~40 min on 2 cores
+    .venv/bin/python benchmarks/fno_step.py --cases 2d --repeats 11  # re-measure 2d only
+
+Results are merged into ``--out`` (default ``benchmarks/results/fno_step.json``) case by case.
 """
 
 from __future__ import annotations
@@ -157,11 +159,12 @@ def memory(case: str, variant: str, impl: str, threads: int) -> dict[str, float]
     """Peak step memory in a fresh process, with glibc's default malloc settings and with
     every block >= 128 KiB mmap-ed (freed memory then leaves the process at once, so RSS
     follows the live tensors instead of what the heap keeps cached)."""
-    cmd = [sys.executable, __file__, "--memory-child", case, variant, impl, "--threads", str(threads),
-           "--batch-3d", str(CASES["3d"]["batch"])]
+    cmd = [sys.executable, __file__, "--memory-child", case, variant, impl,
+           "--threads", str(threads), "--batch-3d", str(CASES["3d"]["batch"])]
     out = {}
     for key, env in (("default_malloc", {}), ("live", {"MALLOC_MMAP_THRESHOLD_": "131072"})):
-        run = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, **env})
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             env={**os.environ, **env})
         out[key] = json.loads(run.stdout.strip().splitlines()[-1])
     return out
 
@@ -179,7 +182,8 @@ def profile(step: Callable[[], float], top: int = 12) -> dict:
         family = next((f for f, names in FAMILIES.items() if e.key in names), "other element-wise")
         families[family] += e.self_cpu_time_total / total
     ranked = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
-    return {"share_by_family": {k: round(v, 3) for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
+    by_share = sorted(families.items(), key=lambda kv: -kv[1])
+    return {"share_by_family": {k: round(v, 3) for k, v in by_share},
             "top_ops": [{"op": e.key, "shapes": str(e.input_shapes)[:120], "calls": e.count // 2,
                          "share": round(e.self_cpu_time_total / total, 3)} for e in ranked]}
 
@@ -204,7 +208,8 @@ def run_case(case: str, variant: str, repeats: int, threads: int) -> dict:
             "step_wall": step_times["peer"]["wall_s"] / step_times["ours"]["wall_s"],
             "conv_cpu": conv_times["peer"]["cpu_s"] / conv_times["ours"]["cpu_s"],
             "conv_wall": conv_times["peer"]["wall_s"] / conv_times["ours"]["wall_s"],
-            "peak_step_memory_live": mem["peer"]["live"]["peak_step_mib"] / mem["ours"]["live"]["peak_step_mib"],
+            "peak_step_memory_live": (mem["peer"]["live"]["peak_step_mib"]
+                                      / mem["ours"]["live"]["peak_step_mib"]),
             "peak_step_memory_default_malloc": (mem["peer"]["default_malloc"]["peak_step_mib"]
                                                 / mem["ours"]["default_malloc"]["peak_step_mib"]),
         },
@@ -218,10 +223,13 @@ def table(results: dict) -> str:
     lines = [head, "-" * len(head)]
     for name, r in results.items():
         s, c, m = r["step"], r["conv"], r["memory"]
+        ratio = r["ratios"]
         lines.append(
-            f"{name:<9}{s['peer']['cpu_s']:>10.3f}s{s['ours']['cpu_s']:>10.3f}s{r['ratios']['step_cpu']:>7.2f}"
-            f"{c['peer']['cpu_s'] * 1e3:>9.1f}ms{c['ours']['cpu_s'] * 1e3:>9.1f}ms{r['ratios']['conv_cpu']:>7.2f}"
-            f"{m['peer']['live']['peak_step_mib']:>7.0f}MiB{m['ours']['live']['peak_step_mib']:>7.0f}MiB")
+            f"{name:<9}{s['peer']['cpu_s']:>10.3f}s{s['ours']['cpu_s']:>10.3f}s"
+            f"{ratio['step_cpu']:>7.2f}{c['peer']['cpu_s'] * 1e3:>9.1f}ms"
+            f"{c['ours']['cpu_s'] * 1e3:>9.1f}ms{ratio['conv_cpu']:>7.2f}"
+            f"{m['peer']['live']['peak_step_mib']:>7.0f}MiB"
+            f"{m['ours']['live']['peak_step_mib']:>7.0f}MiB")
     return "\n".join(lines)
 
 
@@ -233,24 +241,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-3d", type=int, default=CASES["3d"]["batch"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fno_step.json")
-    p.add_argument("--memory-child", nargs=3, metavar=("CASE", "VARIANT", "IMPL"), help=argparse.SUPPRESS)
+    p.add_argument("--memory-child", nargs=3, metavar=("CASE", "VARIANT", "IMPL"),
+                   help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     CASES["3d"]["batch"] = args.batch_3d
     if args.memory_child:
         memory_child(*args.memory_child)
         return 0
-    info = machine_info()
-    results = {}
+    # Runs merge into the results file, so cases can be (re)measured one at a time.
+    saved = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results = saved.get("results", {})
     for case in args.cases:
         for variant in args.variants:
             name = f"{case}-{variant}"
             print(f"== {name}", flush=True)
+            info = machine_info()
             results[name] = run_case(case, variant, args.repeats, args.threads)
+            results[name]["machine"] = {**info, "load_average_at_end": list(os.getloadavg())}
             print(json.dumps(results[name]["ratios"]), flush=True)
-    print(table(results))
-    write_json(args.out, {"machine": info, "load_average_at_end": list(os.getloadavg()),
-                          "goals": GOALS, "results": results})
+            write_json(args.out, {"goals": GOALS, "results": dict(sorted(results.items()))})
+    print(table({k: v for k, v in sorted(results.items())}))
     return 0
 
 

@@ -264,7 +264,7 @@ def grf(
 # --------------------------------------------------------------------------------------
 #
 # Layout of kept modes. A "mode block" holds the Fourier coefficients a layer keeps, with
-# the mode axes first: ``(m_1, ..., m_d, *lead)``. Along the last spatial axis it holds
+# the mode axes first: ``(m_1, ..., m_d, *other axes)``. Along the last spatial axis it holds
 # frequencies ``0 .. m_d - 1`` (rfft half-spectrum); along every other axis it holds the
 # centred frequencies ``-(m//2) .. m - m//2 - 1`` in increasing order. That is exactly the
 # index -> frequency map of neuraloperator's weights, which it obtains by fftshift-ing the
@@ -317,7 +317,8 @@ def _rdft_matrix(n: int, m: int, norm: str, inverse: bool, dtype: torch.dtype,
         w = torch.where((k == 0) | (2 * k == n), 1.0, 2.0)[:, None] * s
         mat = torch.stack((w * torch.cos(theta), -w * torch.sin(theta)), dim=1).reshape(2 * m, n)
     else:
-        mat = torch.stack((s * torch.cos(theta.T), -s * torch.sin(theta.T)), dim=-1).reshape(n, 2 * m)
+        mat = torch.stack((s * torch.cos(theta.T), -s * torch.sin(theta.T)), dim=-1)
+        mat = mat.reshape(n, 2 * m)
     return mat.to(dtype=dtype, device=device)
 
 
@@ -337,18 +338,15 @@ def _centred_index(n: int, m: int, device: torch.device) -> Tensor:
     return (_centred(m).long() % n).to(device)
 
 
-def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
-    return {torch.float64: torch.complex128}.get(dtype, torch.complex64)
-
-
 def _check_modes(modes: Sequence[int], shape: Sequence[int]) -> None:
     caps = (*shape[:-1], shape[-1] // 2 + 1)
     for i, (m, cap) in enumerate(zip(modes, caps)):
         if not 1 <= m <= cap:
-            raise ValueError(f"modes[{i}]: expected 1..{cap} for spatial shape {tuple(shape)}, got {m}")
+            raise ValueError(f"modes[{i}]: expected 1..{cap} for spatial shape {tuple(shape)}, "
+                             f"got {m}")
 
 
-def _split_axes(x: Tensor, d: int, trailing: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+def _split_axes(x: Tensor, d: int, trailing: int) -> tuple[tuple[int, ...], ...]:
     """``(lead, spatial, trail)`` sizes of ``x = (*lead, n_1..n_d, *trail)``."""
     if trailing < 0 or x.ndim < d + trailing:
         raise ValueError(f"expected {d} spatial axes followed by {trailing} trailing axes, "
@@ -405,8 +403,8 @@ def truncated_irfftn(u: Tensor, shape: Sequence[int], norm: str = "forward", *,
     ``u``: complex mode block ``(m_1, ..., m_d, *lead, *trail)`` with ``trailing`` trailing
     axes; returns real ``(*lead, *shape, *trail)``, equal to ``irfftn`` of the zero-padded
     spectrum with ``s=shape``. The output grid may differ from the input one (spectral
-    resampling) as long as it holds the kept modes. ``add`` (contiguous, the output's shape)
-    is added to the result inside the last matmul, which saves a pass over the output.
+    resampling) as long as it holds the kept modes. ``add`` (the output's shape) is added to
+    the result inside the last matmul: one kernel and no intermediate tensor.
     """
     _check_norm(norm)
     d = len(shape)
@@ -422,7 +420,8 @@ def truncated_irfftn(u: Tensor, shape: Sequence[int], norm: str = "forward", *,
             u = torch.matmul(_dft_matrix(n, m, norm, True, t.dtype, t.device), t)
         else:
             full = t.new_zeros(t.shape[0], n, t.shape[2])
-            u = torch.fft.ifft(full.index_copy(1, _centred_index(n, m, t.device), t), dim=1, norm=norm)
+            full = full.index_copy(1, _centred_index(n, m, t.device), t)
+            u = torch.fft.ifft(full, dim=1, norm=norm)
     u = u.reshape(*shape[:-1], modes[-1], *lead, *trail)
     to_front = (tuple(range(d, d + len(lead))), tuple(range(len(lead))))
     n, m = shape[-1], modes[-1]
@@ -432,7 +431,7 @@ def truncated_irfftn(u: Tensor, shape: Sequence[int], norm: str = "forward", *,
     mat = _rdft_matrix(n, m, norm, True, u.real.dtype, u.device)
     if not trail:
         real = torch.view_as_real(u.movedim(*to_front)).reshape(-1, 2 * m)
-        y = real @ mat if add is None else torch.addmm(add.view(-1, n), real, mat)
+        y = real @ mat if add is None else torch.addmm(add.reshape(-1, n), real, mat)
         return y.view(*lead, *shape)
     # (.., m, *trail, re/im) -> (.., m, re/im, *trail): the rows the inverse matrix expects.
     real = torch.view_as_real(u.movedim(*to_front)).movedim(-1, d + len(lead))
@@ -440,7 +439,8 @@ def truncated_irfftn(u: Tensor, shape: Sequence[int], norm: str = "forward", *,
     if add is None:
         y = torch.matmul(mat.mT, real)
     else:
-        y = torch.baddbmm(add.view(real.shape[0], n, -1), mat.mT.expand(real.shape[0], -1, -1), real)
+        batch = real.shape[0]
+        y = torch.baddbmm(add.reshape(batch, n, -1), mat.mT.expand(batch, -1, -1), real)
     return y.view(*lead, *shape, *trail)
 
 
@@ -457,6 +457,7 @@ def fourier_resample(x: Tensor, shape: Sequence[int]) -> Tensor:
     return truncated_irfftn(truncated_rfftn(x, modes), shape)
 
 
+_KINDS = ("dense", "cp", "tucker", "tt")
 _LETTERS = "abcdefgh"  # mode axes of weights
 _RANKS = "pqrstuvwxyz"  # rank axes of their factors
 
@@ -505,16 +506,18 @@ def _mix(z: Tensor, w, keep: tuple[slice, ...], separable: bool) -> Tensor:
     the ``(M, in, out)`` weight; the other kinds are reconstructed once per call, which
     measured as fast as or faster than neuraloperator's factor-by-factor contraction.
     """
-    n_modes = z.shape[0]
+    # Weights follow the data's precision (Module.double() leaves complex parameters alone).
+    n_modes, dtype = z.shape[0], z.dtype
     if separable:
-        return z * _modes_first(w, keep, "c").reshape(n_modes, 1, -1)
+        return z * _modes_first(w, keep, "c").to(dtype).reshape(n_modes, 1, -1)
     if _kind(w) != "tucker":
-        return torch.bmm(z, _modes_first(w, keep, "io").reshape(n_modes, z.shape[-1], -1))
-    u_in, u_out, *u_modes = (f[k] for f, k in zip(w.factors, keep))
+        weight = _modes_first(w, keep, "io").to(dtype).reshape(n_modes, z.shape[-1], -1)
+        return torch.bmm(z, weight)
+    u_in, u_out, *u_modes = (f[k].to(dtype) for f, k in zip(w.factors, keep))
     d = len(u_modes)
     ranks, axes = _RANKS[:d], _LETTERS[:d]
     eq = f"PQ{ranks}," + ",".join(a + r for a, r in zip(axes, ranks)) + f"->{axes}PQ"
-    core = torch.einsum(eq, w.core, *u_modes).reshape(n_modes, *w.core.shape[:2])
+    core = torch.einsum(eq, w.core.to(dtype), *u_modes).reshape(n_modes, *w.core.shape[:2])
     return torch.bmm(z @ u_in, core) @ u_out.T
 
 
@@ -570,13 +573,17 @@ class SpectralConv(nn.Module):
         if complex_data:
             raise ValueError("complex_data: only real-valued data is supported, got True")
         if fno_block_precision != "full":
-            raise ValueError(f"fno_block_precision: only 'full' is supported, got {fno_block_precision!r}")
+            raise ValueError(f"fno_block_precision: only 'full' is supported, "
+                             f"got {fno_block_precision!r}")
         if implementation not in ("reconstructed", "factorized"):
-            raise ValueError(f"implementation: expected 'reconstructed' or 'factorized', got {implementation!r}")
-        if factorization is not None and factorization.lower() not in ("dense", "cp", "tucker", "tt"):
-            raise ValueError(f"factorization: expected None, 'cp', 'tucker' or 'tt', got {factorization!r}")
+            raise ValueError(f"implementation: expected 'reconstructed' or 'factorized', "
+                             f"got {implementation!r}")
+        if factorization is not None and factorization.lower() not in _KINDS:
+            raise ValueError(f"factorization: expected None, 'cp', 'tucker' or 'tt', "
+                             f"got {factorization!r}")
         if separable and in_channels != out_channels:
-            raise ValueError(f"separable: needs in_channels == out_channels, got {in_channels} and {out_channels}")
+            raise ValueError(f"separable: needs in_channels == out_channels, got {in_channels} "
+                             f"and {out_channels}")
         _check_norm(fft_norm)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.complex_data = False
@@ -599,8 +606,8 @@ class SpectralConv(nn.Module):
             fixed_rank_modes=[0] if fixed_rank_modes is True else (fixed_rank_modes or None),
             **(decomposition_kwargs or {}), dtype=torch.cfloat, device=device)
         self.weight.normal_(0, init_std)
-        self.bias = nn.Parameter(init_std * torch.randn(out_channels, *(1,) * self.order, device=device)) \
-            if bias else None
+        self.bias = None if not bias else nn.Parameter(
+            init_std * torch.randn(out_channels, *(1,) * self.order, device=device))
 
     @property
     def n_modes(self) -> list[int]:
@@ -627,7 +634,7 @@ class SpectralConv(nn.Module):
         new.weight = copy.deepcopy(conv.weight)
         if conv.bias is not None:
             new.bias = nn.Parameter(conv.bias.detach().clone())
-        return new.to(conv.bias.device if conv.bias is not None else "cpu")
+        return new.to(next(conv.parameters()).device)
 
     def output_shape(self, in_shape: Sequence[int], output_shape: Sequence[int] | None = None
                      ) -> tuple[int, ...]:
@@ -643,12 +650,14 @@ class SpectralConv(nn.Module):
         shape = self.output_shape(x.shape[2:], output_shape)
         return x if shape == tuple(x.shape[2:]) else fourier_resample(x, shape)
 
-    def _kept(self, in_shape: Sequence[int], out_shape: Sequence[int]) -> tuple[list[int], tuple[slice, ...]]:
+    def _kept(self, in_shape: Sequence[int], out_shape: Sequence[int]
+              ) -> tuple[list[int], tuple[slice, ...]]:
         """Modes kept on this call and the matching weight slices (channels, then modes)."""
         caps = [min(a, b) for a, b in zip(in_shape, out_shape)]
         caps[-1] = caps[-1] // 2 + 1
         modes = [min(m, c) for m, c in zip(self.n_modes, caps)]
-        keep = [slice((mx - m) // 2, (mx - m) // 2 + m) for m, mx in zip(modes[:-1], self.max_n_modes)]
+        keep = [slice((mx - m) // 2, (mx - m) // 2 + m)
+                for m, mx in zip(modes[:-1], self.max_n_modes)]
         keep.append(slice(0, modes[-1]))
         channels = (slice(None),) * (1 if self.separable else 2)
         return modes, (*channels, *keep)
@@ -672,7 +681,8 @@ class SpectralConv(nn.Module):
         modes, keep = self._kept(in_shape, out_shape)
         n_modes, trailing = math.prod(modes), int(channels_last)
         # Either layout gives the mode block (*modes, b, in).
-        z = truncated_rfftn(x, modes, self.fft_norm, trailing=trailing).reshape(n_modes, x.shape[0], -1)
+        z = truncated_rfftn(x, modes, self.fft_norm, trailing=trailing)
+        z = z.reshape(n_modes, x.shape[0], -1)
         out = _mix(z, self.weight, keep, self.separable)
         if self.bias is not None:
             # A constant output is the zero-frequency coefficient alone: add it there, on

@@ -63,7 +63,8 @@ def test_registry_errors_are_clear():
     assert {"fno", "tfno", "mg-tfno"} <= set(models.available())
     with pytest.raises(ValueError, match=r"unknown name 'fnoo'.*fno, .*tfno"):
         models.build("fnoo")
-    with pytest.raises(ValueError, match=r"unknown keyword\(s\) 'modes'; accepted keywords: n_modes"):
+    with pytest.raises(ValueError,
+                       match=r"unknown keyword\(s\) 'modes'; accepted keywords: n_modes"):
         models.build("tfno", modes=(8, 8), in_channels=1, out_channels=1, hidden_channels=8)
     with pytest.raises(ValueError, match="missing a required argument: 'hidden_channels'"):
         models.build("fno", n_modes=(8, 8), in_channels=1, out_channels=1)
@@ -85,7 +86,8 @@ def _context_reference(x, patch, level, size, pad):
         dim = 2 + axis
         start = p * s - ((step - 1) * s) // 2 - step * q
         tiled = torch.cat([torch.roll(out, -start, dims=dim)] * 3, dim=dim)
-        out = tiled.narrow(dim, 0, step * (s + 2 * q))[(slice(None),) * dim + (slice(None, None, step),)]
+        window = tiled.narrow(dim, 0, step * (s + 2 * q))
+        out = window[(slice(None),) * dim + (slice(None, None, step),)]
     return out
 
 
@@ -100,7 +102,8 @@ def test_split_stitch_identity_and_context_is_a_subsampling(shape, levels, pad):
     size = [s // n for s in shape]
     assert patches.shape == (2 * n**d, 3 * (levels + 1), *(s + 2 * q for s, q in zip(size, pad)))
     assert torch.equal(stitch(patches[:, :3], levels, pad), x)
-    for b_index, patch in enumerate(torch.cartesian_prod(*[torch.arange(n)] * d).reshape(-1, d).tolist()):
+    grid = torch.cartesian_prod(*[torch.arange(n)] * d).reshape(-1, d).tolist()
+    for b_index, patch in enumerate(grid):
         for level in range(levels + 1):
             ref = _context_reference(x, patch, level, size, pad)
             got = patches[b_index::n**d, 3 * level: 3 * level + 3]  # sample-major batch
@@ -108,7 +111,8 @@ def test_split_stitch_identity_and_context_is_a_subsampling(shape, levels, pad):
 
 
 def test_split_rejects_indivisible_resolution():
-    with pytest.raises(ValueError, match=r"resolution \(20, 12\) is not divisible by the patch count 8"):
+    with pytest.raises(ValueError,
+                       match=r"resolution \(20, 12\) is not divisible by the patch count 8"):
         split(torch.randn(1, 1, 20, 12), 3)
 
 

@@ -193,3 +193,14 @@ def test_bad_input_and_modes_raise():
         conv(torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"modes\[1\]"):
         spectral.truncated_rfftn(torch.randn(8, 8), (4, 6))
+
+
+@pytest.mark.parametrize("factorization", [None, "tucker"])
+def test_float64_gradcheck_both_layouts(factorization):
+    """Analytic gradients equal finite differences; the layer follows the input's dtype."""
+    torch.manual_seed(7)
+    conv = SpectralConv(2, 2, (4, 4), factorization=factorization, rank=0.5).double()
+    x = torch.randn(1, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(conv, (x,))
+    x_last = x.detach().movedim(1, -1).contiguous().requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: conv(t, channels_last=True), (x_last,))

@@ -52,7 +52,7 @@ def _indices(n: int, size: int, level: int, pad: int, patches: int, device: torc
 
 
 def split(x: Tensor, levels: int, pad: int | Sequence[int] = 0) -> Tensor:
-    """Multi-grid patches of ``x``: ``(b, c, n_1..n_d) -> (b P^d, c (levels + 1), s_1 + 2 pad_1, ..)``.
+    """Multi-grid patches: ``(b, c, n_1..n_d) -> (b P^d, c (levels + 1), s_1 + 2 pad_1, ..)``.
 
     ``P = 2**levels``. Batch index ``(sample, p_1, .., p_d)`` row-major; channels level by
     level, level 0 (the patch itself) first. ``pad``: overlap in points added around each
@@ -79,7 +79,7 @@ def split(x: Tensor, levels: int, pad: int | Sequence[int] = 0) -> Tensor:
 
 
 def stitch(patches: Tensor, levels: int, pad: int | Sequence[int] = 0) -> Tensor:
-    """Inverse of :func:`split` on level-0 data: ``(b P^d, c, s_1 + 2 pad_1, ..) -> (b, c, n_1..n_d)``.
+    """Inverse of :func:`split` on level 0: ``(b P^d, c, s_1 + 2 pad_1, ..) -> (b, c, n_1..n_d)``.
 
     Crops ``pad`` points from each side of every patch and puts the patches in place.
     """
@@ -116,10 +116,12 @@ class MGTFNO(nn.Module):
                  hidden_channels: int, levels: int = 1, padding_fraction: float = 0.0, **tfno):
         super().__init__()
         if len(n_modes) not in (2, 3):
-            raise ValueError(f"n_modes: MG-TFNO is defined for 2 or 3 spatial axes, got {len(n_modes)}")
+            raise ValueError(f"n_modes: MG-TFNO is defined for 2 or 3 spatial axes, "
+                             f"got {len(n_modes)}")
         _check_levels(levels)
         if not 0 <= padding_fraction < 0.5:
-            raise ValueError(f"padding_fraction: expected a number in [0, 0.5), got {padding_fraction!r}")
+            raise ValueError(f"padding_fraction: expected a number in [0, 0.5), "
+                             f"got {padding_fraction!r}")
         self.levels, self.padding_fraction = levels, padding_fraction
         self.tfno = TFNO(n_modes, in_channels * (levels + 1), out_channels, hidden_channels, **tfno)
 
