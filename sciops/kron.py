@@ -10,8 +10,9 @@ Conventions
   rectangular factor makes sense). Nothing here forms the ``N × N`` matrix, ``N = Π n_i``:
   a product costs ``O(N Σ n_i)`` and a factorization ``O(Σ n_i³)``.
 
-The functions are pure and differentiable by torch autograd (Cholesky and triangular
-solves backpropagate); :class:`KronSum` factorizations are meant for ``no_grad`` solves.
+The functions are pure and differentiable by torch autograd (Cholesky, triangular solves
+and eigenvalues backpropagate); :class:`KronSum` factorizations are meant for ``no_grad``
+solves.
 """
 
 from __future__ import annotations

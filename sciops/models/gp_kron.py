@@ -75,6 +75,7 @@ from sciops.kron import (
     kron_sum_logabsdet,
     mode_apply,
 )
+from sciops.pdes.base import SolverDiverged
 
 __all__ = [
     "AXES",
@@ -94,6 +95,8 @@ _NEWTON_RTOL = 1e-12
 _NEWTON_MAXITER = 30
 # ... and fails when it stalls above this (the system is too ill-conditioned to trust).
 _NEWTON_ATOL = 1e-6
+# fit() steps back to the best θ with half the step size at most this many times.
+_MAX_BACKTRACKS = 8
 
 
 # ----------------------------------------------------------------------------- equations
@@ -302,7 +305,10 @@ class KroneckerGPSolver:
             lags = x - x[0]
             k0 = self._kernel_values(p, lags, 0)
             eye = torch.eye(x.numel(), dtype=x.dtype, device=x.device)
-            chol = torch.linalg.cholesky(_toeplitz(k0, 0) + self.jitter * k0[0] * eye)
+            chol, info = torch.linalg.cholesky_ex(_toeplitz(k0, 0) + self.jitter * k0[0] * eye)
+            if int(info) or not bool(torch.isfinite(chol).all()):
+                raise SolverDiverged(f"gp-kron: kernel matrix of axis {ax} is not positive "
+                                     "definite (kernel parameters out of range)")
             chols.append(chol)
             mats = {}
             for a, n in needed:
@@ -425,6 +431,8 @@ class KroneckerGPSolver:
         for _ in range(_NEWTON_MAXITER):
             r, pu, parts = self._linearize(ops, u, f, g)
             size = float(r.abs().max())
+            if not math.isfinite(size):
+                raise SolverDiverged("gp-kron: non-finite collocation residual")
             if size < best:
                 best, best_u = size, u
             if pc is None:
@@ -435,7 +443,7 @@ class KroneckerGPSolver:
             u = u + _gmres(self._jacobian(ops, pu, parts, transpose=False), -r,
                            self._precondition(pc, transpose=False))
         if best > _NEWTON_ATOL * scale:
-            raise RuntimeError(f"gp-kron: Newton stalled at max residual {best:.3e} "
+            raise SolverDiverged(f"gp-kron: Newton stalled at max residual {best:.3e} "
                                f"(data scale {scale:.3e}); try more collocation points or a "
                                "different kernel")
         return best_u, pc
@@ -491,8 +499,12 @@ class KroneckerGPSolver:
         ``source``, ``boundary``: see :meth:`grid_values` (only boundary nodes of ``g`` are
         used). ``steps`` Adam steps on θ from :meth:`init_params` (learning rate ``lr`` for the
         log weights and log length scales, ``lr Δω`` for the frequencies), then ``lbfgs_steps``
-        L-BFGS iterations. Keeps the parameters with the lowest profiled
-        objective seen. ``callback(step, objective)`` is called after every evaluation.
+        L-BFGS iterations. An Adam step into a region where the solve fails
+        (:class:`~sciops.pdes.base.SolverDiverged`: Newton stalls, a kernel matrix is not
+        positive definite) returns to the best θ so far and halves the step size (at most 8
+        times; L-BFGS stops instead).
+        Keeps the θ with the lowest objective seen. ``callback(step, objective)`` is called
+        after every evaluation.
         """
         if steps < 0 or lbfgs_steps < 0:
             raise ValueError(f"steps={steps}, lbfgs_steps={lbfgs_steps}: must be >= 0")
@@ -525,15 +537,37 @@ class KroneckerGPSolver:
         groups = [{"params": [p["log_w"], p["log_ls"]], "lr": lr} for p in params]
         groups += [{"params": [p["omega"]], "lr": lr * dw} for p, dw in zip(params, self._spacing)]
         optimizer: torch.optim.Optimizer = torch.optim.Adam(groups)
+        backtracks = 0
+
+        def restore_best() -> None:
+            with torch.no_grad():
+                for p, best in zip(params, state["best_params"]):
+                    for k, t in p.items():
+                        t.copy_(best[k])
+            state["u"] = state["best_u"]
+
         for _ in range(steps):
-            optimizer.step(closure)
-        if lbfgs_steps:
-            leaves = [t for p in params for t in p.values()]
-            optimizer = torch.optim.LBFGS(leaves, lr=1.0, max_iter=lbfgs_steps,
-                                          history_size=20, line_search_fn="strong_wolfe",
-                                          tolerance_grad=1e-12, tolerance_change=1e-14)
-            optimizer.step(closure)
-        closure()  # the final parameters may be the best
+            try:
+                optimizer.step(closure)
+            except SolverDiverged:
+                backtracks += 1
+                if state["best_params"] is None or backtracks > _MAX_BACKTRACKS:
+                    raise
+                restore_best()
+                optimizer.state.clear()
+                for group in optimizer.param_groups:
+                    group["lr"] *= 0.5
+        try:
+            if lbfgs_steps:
+                leaves = [t for p in params for t in p.values()]
+                optimizer = torch.optim.LBFGS(leaves, lr=1.0, max_iter=lbfgs_steps,
+                                              history_size=20, line_search_fn="strong_wolfe",
+                                              tolerance_grad=1e-12, tolerance_change=1e-14)
+                optimizer.step(closure)
+            closure()  # the last update has not been evaluated yet
+        except SolverDiverged:
+            if state["best_params"] is None:
+                raise
         self.params = state["best_params"]
         self.solution = state["best_u"]
         with torch.no_grad():
@@ -600,6 +634,8 @@ def _gmres(apply: Callable[[Tensor], Tensor], rhs: Tensor, precond: Callable[[Te
     for _ in range(max_restarts):
         r = rhs - apply(x)
         beta = float(r.norm())
+        if not math.isfinite(beta):
+            raise SolverDiverged("gp-kron: non-finite residual in GMRES")
         if beta <= target:
             break
         basis = [r / beta]
@@ -612,6 +648,8 @@ def _gmres(apply: Callable[[Tensor], Tensor], rhs: Tensor, precond: Callable[[Te
                 h[i, j] = (w * v).sum()
                 w = w - h[i, j] * v
             h[j + 1, j] = w.norm()
+            if not bool(torch.isfinite(h[: j + 2, j]).all()):
+                raise SolverDiverged("gp-kron: non-finite Krylov vector in GMRES")
             y = torch.linalg.lstsq(h[: j + 2, : j + 1], e1[: j + 2, None]).solution[:, 0]
             res = float((h[: j + 2, : j + 1] @ y - e1[: j + 2]).norm())
             if res <= target or float(h[j + 1, j]) <= 1e-300:
