@@ -410,7 +410,7 @@ class RomNet:
         norm = np.linalg.norm(coef, axis=1, keepdims=True)
         target = np.concatenate([np.log(norm), coef / norm], axis=1)
         # a thin-plate spline with a linear tail needs more points than input dims
-        degree = 1 if len(z) > z.shape[1] + 1 else 0
+        degree = 1 if len(z) > z.shape[1] + 1 else -1
         return RBFInterpolator(z, target, kernel="thin_plate_spline", degree=degree,
                                neighbors=min(self.rbf_neighbors, len(z)))
 
