@@ -53,7 +53,7 @@ class TrainConfig:
     amp: str = "none"
     """'none' or 'bf16' (autocast; FFTs stay in float32)."""
     loss: str = "rel_l2"
-    """'rel_l2', 'rel_h1', 'rel_hm1' or 'mse' (see sciops.train.losses)."""
+    """'rel_l2', 'rel_h1', 'rel_h1_fd', 'rel_hm1' or 'mse' (see sciops.train.losses)."""
     seed: int = 0
     checkpoint_every: int = 0
     """Also write last.pt every this many steps (0: at epoch ends only)."""
@@ -77,7 +77,7 @@ class RunConfig:
 
 _CHOICES = {("train", "scheduler"): ("cosine", "step", "none"),
             ("train", "amp"): ("none", "bf16"),
-            ("train", "loss"): ("rel_l2", "rel_h1", "rel_hm1", "mse"),
+            ("train", "loss"): ("rel_l2", "rel_h1", "rel_h1_fd", "rel_hm1", "mse"),
             ("data", "windows"): ("first", "sliding")}
 
 
