@@ -55,6 +55,15 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=g)
 
 
+def default_task(cfg: RunConfig) -> Task:
+    """The task a recipe implies: particle rollouts for the graph models, else grid pairs."""
+    if cfg.model["name"] in ("giorom", "gns"):
+        from sciops.train.particles import ParticleTask  # imports the mpm2d definitions
+
+        return ParticleTask(cfg)
+    return SupervisedTask(cfg)
+
+
 class Trainer:
     """Trains ``cfg`` into ``run_dir``; see the module docstring for the guarantees."""
 
@@ -68,7 +77,7 @@ class Trainer:
         if tc.batch_size % self.ctx.world:
             raise SciopsError(f"train.batch_size={tc.batch_size} must be divisible by the "
                               f"{self.ctx.world} DDP ranks")
-        self.task = task or SupervisedTask(cfg)
+        self.task = task or default_task(cfg)
         self.train_set = self.task.train_set
         torch.manual_seed(tc.seed)
         self.model = build_model(cfg, self.task.in_channels, self.task.out_channels)
