@@ -1,4 +1,4 @@
-"""The ``sciops`` command: list, generate, info, train, predict, evaluate, rom, demo.
+"""The ``sciops`` command: list, generate, info, train, solve, predict, evaluate, rom, demo.
 
 Errors the user can fix (bad recipe, bad ``--set``, unwritable ``--out``, diverged solver)
 print one line ``sciops: error: ...`` and exit with status 2.
@@ -105,6 +105,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_solve(args: argparse.Namespace) -> int:
+    from sciops.train.physics import solve_instance
+
+    summary = solve_instance(args.pde, _overrides(args.set), args.method, Path(args.out),
+                             seed=args.seed, options=_overrides(args.option),
+                             device=args.device, progress=not args.quiet)
+    errors = ", ".join(f"{k} {v:.3g}" for k, v in summary["rel_l2"].items()) or "no exact solution"
+    print(f"{args.out}: {args.pde} by {args.method} in {summary['wall_s']:.1f} s; "
+          f"rel. L2: {errors}")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from sciops.train.predict import predict_dataset
 
@@ -187,6 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("solve", help="solve one PDE instance with a physics-informed solver")
+    s.add_argument("pde", help="PDE name (see `sciops list`)")
+    s.add_argument("--method", default="pinn", choices=("pinn", "gp-kron"))
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a PDE parameter (repeatable)")
+    s.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="solver option, e.g. adam_steps=2000 or model.width=64 (repeatable)")
+    s.add_argument("--seed", type=int, default=0, help="sample seed of the instance")
+    s.add_argument("--out", required=True, help="output directory (solution.nc, summary.json)")
+    s.add_argument("--device", default=None)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_solve)
 
     pr = sub.add_parser("predict", help="predict a dataset with a trained run")
     pr.add_argument("run", help="run directory (uses best.pt, else last.pt)")

@@ -43,7 +43,7 @@ costs ``O(Σ M_d³ + M)``) — exact for Poisson; for other equations it leaves 
 terms such as Allen–Cahn's ``u(u² - 1)``, which do not depend on θ. The paper's objective is
 the log joint without this Jacobian term; we add it because without it ``J`` can be driven
 down without bound by kernels whose derivative operator has a huge gain (shrinking ``U(θ)``),
-which happens on multi-scale sources (``benchmarks/physics_gp.py``: a 4-term ``poisson2d``
+which happens on multi-scale sources (``benchmarks/physics.py``: a 4-term ``poisson2d``
 sample went to relative error 1.0 without it, 2e-4 with it). The exact gradient of ``J`` is
 that of the Lagrangian ``J(U, θ) - λ·R(U; θ)`` at fixed ``U``, ``λ``, where the adjoint ``λ``
 solves ``(∂R/∂U)ᵀ λ = K⁻¹U`` (the same preconditioned GMRES, transposed). Autograd runs

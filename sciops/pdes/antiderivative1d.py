@@ -33,7 +33,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciops.pdes.base import PDE, Params, Variable, param, register
+from sciops import autodiff
+from sciops.pdes.base import (
+    PDE,
+    Domain,
+    Params,
+    PointSample,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 
 # Spectrum cut-off (k l) and embedding margin ((P - 1) / l): exp(-9² / 2) = 2.6e-18.
 _CUTOFF = 9.0
@@ -84,6 +94,21 @@ def embedded_covariance(params: Antiderivative1DParams, r: Tensor) -> Tensor:
     return torch.cos(r[..., None] * k) @ mode_variances(params)
 
 
+def mode_series(params: Antiderivative1DParams, modes: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``f`` and its antiderivative ``u`` (both (batch, P)) of the Fourier amplitudes
+    ``modes`` (batch, 2, n_modes) at points ``x`` (P,), in the dtype of ``x``."""
+    k = (2 * math.pi / params.embedding_period) * torch.arange(
+        params.n_modes, dtype=x.dtype, device=x.device)
+    cos, sin = torch.cos(x[:, None] * k), torch.sin(x[:, None] * k)
+    a, b = modes[:, 0], modes[:, 1]
+    f = a @ cos.T + b @ sin.T
+    # int_0^x cos = sin(kx)/k and int_0^x sin = (1 - cos kx)/k; the k=0 mode gives x.
+    k_safe = torch.where(k > 0, k, 1.0)
+    int_cos = torch.where(k > 0, sin / k_safe, x[:, None])
+    int_sin = torch.where(k > 0, (1.0 - cos) / k_safe, 0.0)
+    return f, a @ int_cos.T + b @ int_sin.T
+
+
 @register
 class Antiderivative1D(PDE):
     """Antiderivative u' = f on [0,1], u(0)=0, f from an RBF Gaussian process (DeepONet)."""
@@ -115,21 +140,22 @@ class Antiderivative1D(PDE):
         if modes.ndim != 3 or tuple(modes.shape[1:]) != (2, params.n_modes):
             raise ValueError(f"f_modes: expected shape (batch, 2, {params.n_modes}), "
                              f"got {tuple(modes.shape)}")
-        modes = modes.to(torch.float64)
         x = torch.linspace(0.0, 1.0, params.resolution, dtype=torch.float64, device=modes.device)
-        k = (2 * math.pi / params.embedding_period) * torch.arange(
-            params.n_modes, dtype=torch.float64, device=modes.device)
-        cos, sin = torch.cos(x[:, None] * k), torch.sin(x[:, None] * k)
-        a, b = modes[:, 0], modes[:, 1]
-        f = a @ cos.T + b @ sin.T
-        # int_0^x cos = sin(kx)/k and int_0^x sin = (1 - cos kx)/k; the k=0 mode gives x.
-        k_safe = torch.where(k > 0, k, 1.0)
-        int_cos = torch.where(k > 0, sin / k_safe, x[:, None])
-        int_sin = torch.where(k > 0, (1.0 - cos) / k_safe, 0.0)
-        u = a @ int_cos.T + b @ int_sin.T
+        f, u = mode_series(params, modes.to(torch.float64), x)
         if callback is not None:
             callback(1.0)
         return {"f": f.to(params.torch_dtype), "u": u.to(params.torch_dtype)}
+
+    def domain(self, params: Antiderivative1DParams) -> Domain:
+        """``[0, 1]``, unknown ``u``, ``u(0) = 0``."""
+        return Domain({"x": (0.0, 1.0)}, ("u",), conditions=(dirichlet("x=0", "x", 0.0, "u"),))
+
+    def point_sample(self, params: Antiderivative1DParams,
+                     inputs: Mapping[str, Tensor]) -> PointSample:
+        """``f`` and its exact antiderivative ``u`` of sample 0 at points ``x`` (N,)."""
+        modes = inputs["f_modes"][:1]
+        return PointSample(lambda c: {"f": mode_series(params, modes.to(c["x"]), c["x"])[0][0]},
+                           lambda c: {"u": mode_series(params, modes.to(c["x"]), c["x"])[1][0]})
 
     def exact(self, params: Antiderivative1DParams, k: int) -> dict[str, Tensor]:
         """``f = cos(2 pi k x)`` and ``u = sin(2 pi k x) / (2 pi k)`` on the stored grid
@@ -150,8 +176,8 @@ class Antiderivative1D(PDE):
         grid ``coords["x"]`` (1-D, any spacing).
         """
         u, f, x = fields["u"], fields["f"], coords["x"]
-        if isinstance(x, Tensor) and x.requires_grad:
-            (u_x,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+        if autodiff.wants_autograd(coords):
+            u_x = autodiff.grad(u, x)
         else:
             x = torch.as_tensor(x, dtype=u.dtype, device=u.device)
             u_x = torch.gradient(u, spacing=(x,), dim=-1, edge_order=2)[0]

@@ -147,6 +147,56 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     raise ValueError(f"{name}={value!r}: expected {'/'.join(t.__name__ for t in types)}")
 
 
+@dataclass(frozen=True)
+class Condition:
+    """A boundary or initial condition for pointwise (PINN) solvers: ``residual == 0`` on the
+    face ``coord == value`` of the domain box.
+
+    ``residual(fields, coords) -> (N,)``: ``fields`` holds the unknowns and the sample's given
+    fields at the face points, ``coords`` the point coordinates (``(N,)`` tensors that may
+    require grad, see :mod:`sciops.autodiff`). ``sets = (output, data)`` marks a Dirichlet
+    condition ``fields[output] == fields[data]`` (``data`` None: zero), which a solver may
+    impose exactly with a distance-function ansatz instead of a penalty.
+    """
+
+    name: str
+    coord: str
+    value: float
+    residual: Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], Tensor]
+    sets: tuple[str, str | None] | None = None
+
+
+def dirichlet(name: str, coord: str, value: float, output: str,
+              data: str | None = None) -> Condition:
+    """The condition ``output = data`` (``data`` None: 0) on the face ``coord == value``."""
+    def residual(fields: Mapping[str, Tensor], coords: Mapping[str, Tensor]) -> Tensor:
+        u = fields[output]
+        return u if data is None else u - fields[data]
+    return Condition(name, coord, value, residual, (output, data))
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where a PDE's pointwise solution lives: the coordinate ``box`` (name -> (lo, hi), time
+    included, in the order networks take them), the unknown fields ``outputs``, the
+    ``periodic`` coordinates (period ``hi - lo``) and the side ``conditions``."""
+
+    box: dict[str, tuple[float, float]]
+    outputs: tuple[str, ...]
+    periodic: tuple[str, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class PointSample:
+    """One problem instance as functions of the coordinates (``(N,)`` tensors by name):
+    ``given`` returns the known fields (sources, coefficients, initial data) at the points,
+    ``exact`` the unknowns where a closed form exists (else None)."""
+
+    given: Callable[[Mapping[str, Tensor]], dict[str, Tensor]]
+    exact: Callable[[Mapping[str, Tensor]], dict[str, Tensor]] | None = None
+
+
 class PDE:
     """A PDE family: parameters, random inputs, reference solver, residual, metadata.
 
@@ -177,6 +227,14 @@ class PDE:
                  params: Params) -> Tensor:
         """Pointwise PDE residual of ``fields`` on ``coords`` (zero for an exact solution)."""
         raise NotImplementedError(f"{self.name}: residual is not implemented")
+
+    def domain(self, params: Params) -> Domain:
+        """Box, unknowns and side conditions for pointwise solvers (PINNs)."""
+        raise NotImplementedError(f"{self.name}: no pointwise domain is declared")
+
+    def point_sample(self, params: Params, inputs: Mapping[str, Tensor]) -> PointSample:
+        """Sample 0 of ``inputs`` (from :meth:`sample_inputs`) as functions of coordinates."""
+        raise NotImplementedError(f"{self.name}: its inputs cannot be evaluated at points")
 
     def exact(self, params: Params, *args: Any, **kwargs: Any) -> Any:
         """Closed-form solution where one exists (used by the tests)."""

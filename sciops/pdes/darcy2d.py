@@ -47,7 +47,17 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from sciops.pdes.base import PDE, Params, SolverDiverged, Variable, param, register
+from sciops import autodiff
+from sciops.pdes.base import (
+    PDE,
+    Domain,
+    Params,
+    SolverDiverged,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 from sciops.pdes.poisson2d import synthesize
 
 ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
@@ -296,17 +306,31 @@ class Darcy2D(PDE):
         u = torch.from_numpy(np.stack(us))[:, ::s, ::s]
         return {"a": a[:, ::s, ::s].to(out_dtype), "u": u.to(device=a.device, dtype=out_dtype)}
 
+    def domain(self, params: Darcy2DParams) -> Domain:
+        """The unit square, unknown ``u``, ``u = 0`` on its four sides."""
+        sides = tuple(dirichlet(f"{c}={v:g}", c, v, "u") for c in ("x", "y") for v in (0.0, 1.0))
+        return Domain({"x": (0.0, 1.0), "y": (0.0, 1.0)}, ("u",), conditions=sides)
+
     def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                  params: Darcy2DParams) -> Tensor:
-        """Finite-difference residual ``-div(a grad u) - f`` (same stencil as the solver).
+        """Residual ``-div(a grad u) - f``; two backends. ``fields``: ``a``, ``u`` and
+        optional ``f`` (else ``params.forcing``).
 
-        ``fields``: ``a`` and ``u`` (batch, n, n) on the vertex grid ``coords["x"]``
-        (uniform on [0,1]), optional ``f`` (else ``params.forcing``). Returns
-        (batch, n-2, n-2) on the interior nodes; it vanishes to the solver tolerance on
-        ``solve``'s output and to O(h²) on smooth exact solutions.
+        Autograd (``coords`` x, y require grad, see :mod:`sciops.autodiff`): (N,) point
+        values; the flux ``a grad u`` is differentiated as a whole, so an ``a`` computed
+        from the coordinates contributes ``grad a . grad u``. Returns (N,).
+
+        Finite differences (same stencil as the solver): (batch, n, n) on the vertex grid
+        ``coords["x"]`` (uniform on [0,1]). Returns (batch, n-2, n-2) on the interior nodes;
+        it vanishes to the solver tolerance on ``solve``'s output and to O(h²) on smooth
+        exact solutions.
         """
         u = fields["u"]
+        f = fields.get("f", params.forcing)
+        if autodiff.wants_autograd(coords):
+            xs = [coords["x"], coords["y"]]
+            a = fields["a"]
+            return -autodiff.divergence([a * autodiff.grad(u, x) for x in xs], xs) - f
         x = torch.as_tensor(coords["x"], dtype=torch.float64)
         h = float(x[1] - x[0])
-        f = fields.get("f", params.forcing)
         return flux_residual(fields["a"].to(u.dtype), u, f, h)

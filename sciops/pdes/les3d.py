@@ -50,8 +50,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciops import spectral
-from sciops.pdes.base import PDE, Params, SolverDiverged, Variable, param, register
+from sciops import autodiff, spectral
+from sciops.pdes.base import (
+    PDE,
+    Domain,
+    Params,
+    SolverDiverged,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 
 _BOX = (2 * math.pi,) * 3
 # A velocity this many times the initial maximum counts as a blow-up.
@@ -502,15 +511,55 @@ class LES3D(PDE):
         zeros = torch.zeros_like(u)
         return torch.stack((u, zeros, zeros), dim=1)
 
+    def domain(self, params: LES3DParams) -> Domain:
+        """``[0, t_final] x [0, 2 pi)³`` periodic; unknowns velocity ``u, v, w`` and kinematic
+        pressure ``p``; the velocity equals ``u0, v0, w0`` at t=0."""
+        box = {"t": (0.0, params.t_final), **{c: (0.0, _BOX[0]) for c in ("x", "y", "z")}}
+        initial = tuple(dirichlet(f"{c}(t=0)", "t", 0.0, c, f"{c}0") for c in ("u", "v", "w"))
+        return Domain(box, ("u", "v", "w", "p"), ("x", "y", "z"), initial)
+
+    def pointwise_residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
+                           params: LES3DParams) -> Tensor:
+        """Autograd residual in velocity–pressure form (see :mod:`sciops.autodiff`).
+
+        ``fields`` u, v, w, p and ``coords`` t, x, y, z are (N,) point values. Returns (N, 4):
+        the momentum equations ``du_i/dt + u_j d_j u_i + d_i p - nu Laplacian(u_i) -
+        d_j(2 nu_t S_ij)`` (length/time²) and the continuity equation ``d_j u_j`` (1/time),
+        with ``nu_t = (C_s Delta)² |S|``, ``Delta = 2 pi / resolution`` in mode 'les'.
+        """
+        xs = [coords[c] for c in ("x", "y", "z")]
+        vel = [fields[c] for c in ("u", "v", "w")]
+        a = [[autodiff.grad(ui, xj) for xj in xs] for ui in vel]  # a[i][j] = d_j u_i
+        coef = (params.cs * _BOX[0] / params.resolution) ** 2 if params.mode == "les" else 0.0
+        strain = [[0.5 * (a[i][j] + a[j][i]) for j in range(3)] for i in range(3)]
+        sq = sum(s * s for row in strain for s in row)
+        # clamp: the gradient of sqrt at |S| = 0 is infinite (times a zero factor: NaN)
+        nu_t = coef * torch.sqrt((2.0 * sq).clamp_min(torch.finfo(sq.dtype).tiny))
+        out = []
+        for i, ui in enumerate(vel):
+            momentum = (autodiff.grad(ui, coords["t"]) + sum(u * g for u, g in zip(vel, a[i]))
+                        + autodiff.grad(fields["p"], xs[i])
+                        - params.nu * autodiff.laplacian(ui, xs))
+            if coef:
+                momentum = momentum - autodiff.divergence([2.0 * nu_t * s for s in strain[i]], xs)
+            out.append(momentum)
+        out.append(a[0][0] + a[1][1] + a[2][2])
+        return torch.stack(out, dim=-1)
+
     def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                  params: LES3DParams) -> Tensor:
-        """Spectral-backend residual of the projected momentum equation,
-        ``du/dt - P[u x w + div(2 nu_t S)] - nu Laplacian(u)`` (no dealiasing: the PDE itself).
+        """Residual of the momentum equation; two backends.
 
+        Autograd (``coords`` require grad): :meth:`pointwise_residual`, (N, 4).
+
+        Spectral: the projected momentum equation,
+        ``du/dt - P[u x w + div(2 nu_t S)] - nu Laplacian(u)`` (no dealiasing: the PDE itself).
         ``fields["u"], ["v"], ["w"]``: (batch, time, n, n, n) on ``coords["t"]``; ``nu_t`` uses
         Delta = 2 pi / n in mode 'les'. Time derivative by second-order finite differences.
         Returns (batch, time, 3, n, n, n) in length/time².
         """
+        if autodiff.wants_autograd(coords):
+            return self.pointwise_residual(fields, coords, params)
         vel = torch.stack([fields[c] for c in ("u", "v", "w")], dim=2)
         b, nt, _, n = vel.shape[:4]
         t = torch.as_tensor(coords["t"], dtype=vel.dtype, device=vel.device)

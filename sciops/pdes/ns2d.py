@@ -31,8 +31,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciops import spectral
-from sciops.pdes.base import PDE, Params, SolverDiverged, Variable, param, register
+from sciops import autodiff, spectral
+from sciops.pdes.base import (
+    PDE,
+    Domain,
+    Params,
+    SolverDiverged,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 
 # A vorticity this many times the initial maximum (plus forcing scale) counts as a blow-up.
 _BLOWUP_FACTOR = 1e4
@@ -270,15 +279,37 @@ class NS2D(PDE):
         t = torch.as_tensor(np.asarray(t, dtype=np.float64))
         return ws + (w0 - ws) * torch.exp(-rate * t)[:, None, None]
 
+    def domain(self, params: NS2DParams) -> Domain:
+        """``[0, t_final] x`` the periodic box; unknowns vorticity and streamfunction
+        ``psi``; ``vorticity = w0`` at t=0 (``psi`` follows from ``-Laplacian(psi) = w``)."""
+        L = params.length
+        box = {"t": (0.0, params.t_final), "x": (0.0, L), "y": (0.0, L)}
+        return Domain(box, ("vorticity", "psi"), ("x", "y"),
+                      (dirichlet("t=0", "t", 0.0, "vorticity", "w0"),))
+
     def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                  params: NS2DParams) -> Tensor:
-        """Spectral-backend residual of the vorticity equation.
+        """Residual of the vorticity equation; two backends.
 
-        ``fields["vorticity"]``: (batch, time, m, m) on the periodic grid of ``coords``
-        (``t`` of length ``time``); time derivative by second-order finite differences.
-        Returns (batch, time, m, m) in 1/time².
+        Autograd (``coords`` t, x, y require grad, see :mod:`sciops.autodiff`):
+        vorticity–streamfunction form with ``fields["vorticity"]`` and ``fields["psi"]`` (N,)
+        point values, ``u = psi_y``, ``v = -psi_x``. Returns (N, 2): the vorticity equation
+        ``w_t + psi_y w_x - psi_x w_y - nu Laplacian(w) + drag w - f`` (1/time²) and the
+        Poisson equation ``Laplacian(psi) + w`` (1/time).
+
+        Spectral: ``fields["vorticity"]``: (batch, time, m, m) on the periodic grid of
+        ``coords`` (``t`` of length ``time``; ``psi`` is computed from ``w``); time
+        derivative by second-order finite differences. Returns (batch, time, m, m) in 1/time².
         """
         w = fields["vorticity"]
+        if autodiff.wants_autograd(coords):
+            t, x, y, psi = coords["t"], coords["x"], coords["y"], fields["psi"]
+            w_x, w_y = autodiff.grad(w, x), autodiff.grad(w, y)
+            transport = (autodiff.grad(w, t) + autodiff.grad(psi, y) * w_x
+                         - autodiff.grad(psi, x) * w_y)
+            vorticity = (transport - params.nu * autodiff.laplacian(w, (x, y))
+                         + params.drag * w - forcing_field(params, x, y))
+            return torch.stack((vorticity, autodiff.laplacian(psi, (x, y)) + w), dim=-1)
         L = (params.length, params.length)
         t = torch.as_tensor(coords["t"], dtype=w.dtype, device=w.device)
         w_t = torch.gradient(w, spacing=(t,), dim=1, edge_order=2)[0]

@@ -35,8 +35,17 @@ import scipy.fft
 import torch
 from torch import Tensor
 
-from sciops import spectral
-from sciops.pdes.base import PDE, Params, Variable, param, register
+from sciops import autodiff, spectral
+from sciops.pdes.base import (
+    PDE,
+    Domain,
+    Params,
+    PointSample,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,17 @@ def synthesize(coeffs: Tensor, basis: Tensor) -> Tensor:
     """
     out = basis @ coeffs.to(basis.dtype) @ basis.transpose(0, 1)
     return out.real if out.is_complex() else out
+
+
+def sine_series_at(coeffs: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """``sum_kl coeffs[k-1, l-1] sin(pi k x) sin(pi l y)`` at points ``x``, ``y`` (N,): (N,).
+
+    ``coeffs`` (K, L); the result is in the dtype of ``x`` and differentiable in ``x``, ``y``.
+    """
+    c = coeffs.to(dtype=x.dtype, device=x.device)
+    k = torch.arange(1, c.shape[0] + 1, dtype=x.dtype, device=x.device)
+    l = torch.arange(1, c.shape[1] + 1, dtype=x.dtype, device=x.device)
+    return ((torch.sin(math.pi * x[:, None] * k) @ c) * torch.sin(math.pi * y[:, None] * l)).sum(-1)
 
 
 def mode_numbers_squared(modes: int, device: torch.device | str = "cpu") -> Tensor:
@@ -185,16 +205,36 @@ class Poisson2D(PDE):
         u_hat = f_hat.double() / (math.pi**2 * mode_numbers_squared(M, f_hat.device))
         return synthesize(u_hat, sine_basis(params.resolution, M, f_hat.device))
 
+    def domain(self, params: Poisson2DParams) -> Domain:
+        """The unit square, unknown ``u``, ``u = 0`` on its four sides."""
+        sides = tuple(dirichlet(f"{c}={v:g}", c, v, "u") for c in ("x", "y") for v in (0.0, 1.0))
+        return Domain({"x": (0.0, 1.0), "y": (0.0, 1.0)}, ("u",), conditions=sides)
+
+    def point_sample(self, params: Poisson2DParams, inputs: Mapping[str, Tensor]) -> PointSample:
+        """Source ``f`` and exact ``u`` of sample 0 from its sine coefficients ``f_hat``."""
+        f_hat = inputs["f_hat"][0].double()
+        u_hat = f_hat / (math.pi**2 * mode_numbers_squared(f_hat.shape[-1], f_hat.device))
+        return PointSample(
+            given=lambda c: {"f": sine_series_at(f_hat, c["x"], c["y"])},
+            exact=lambda c: {"u": sine_series_at(u_hat, c["x"], c["y"])})
+
     def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                  params: Poisson2DParams) -> Tensor:
-        """Spectral residual ``-Laplacian(u) - f`` on the interior nodes.
+        """Residual ``-Laplacian(u) - f``; two backends.
 
-        ``fields["u"]``, ``fields["f"]``: (batch, n, n) on the vertex grid ``coords["x"]``
-        (uniform, boundaries included). The Laplacian is taken on the odd extension
-        (:func:`odd_extension`), i.e. in the sine basis: exact (round-off) for sine series
-        resolved by the grid. Returns (batch, n-2, n-2); differentiable.
+        Autograd (``coords`` require grad, see :mod:`sciops.autodiff`): ``u``, ``f`` and the
+        coordinates are (N,) point values; the Laplacian sums over the coordinates given
+        (``x`` and ``y``; ``x`` alone is the 1-D equation ``-u'' = f``). Returns (N,).
+
+        Spectral: ``fields["u"]``, ``fields["f"]``: (batch, n, n) on the vertex grid
+        ``coords["x"]`` (uniform, boundaries included). The Laplacian is taken on the odd
+        extension (:func:`odd_extension`), i.e. in the sine basis: exact (round-off) for sine
+        series resolved by the grid. Returns (batch, n-2, n-2); differentiable.
         """
         u, f = fields["u"], fields["f"]
+        if autodiff.wants_autograd(coords):
+            xs = [coords[c] for c in ("x", "y") if c in coords]
+            return -autodiff.laplacian(u, xs) - f
         n = u.shape[-1]
         x = torch.as_tensor(coords["x"], dtype=torch.float64)
         box = 2.0 * float(x[-1] - x[0])

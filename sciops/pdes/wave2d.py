@@ -45,8 +45,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciops import spectral
-from sciops.pdes.base import PDE, Params, SolverDiverged, Variable, param, register
+from sciops import autodiff, spectral
+from sciops.pdes.base import (
+    PDE,
+    Condition,
+    Domain,
+    Params,
+    PointSample,
+    SolverDiverged,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 from sciops.pdes.darcy2d import cosine_grf
 from sciops.pdes.poisson2d import (
     even_extension,
@@ -133,6 +144,28 @@ def modal_basis(params: Wave2DParams, device: torch.device | str = "cpu") -> tup
     x = torch.as_tensor(grid(params), device=device)
     basis = torch.exp(2j * math.pi * x[:, None] * m[None, :])
     return basis, 2 * math.pi * params.c * (m[:, None] ** 2 + m[None, :] ** 2).sqrt()
+
+
+def modal_solution_at(params: Wave2DParams, coeffs: Tensor, x: Tensor, y: Tensor,
+                      t: Tensor | None = None) -> Tensor:
+    """The constant-speed series of :func:`modal_basis` at points ``x``, ``y`` (N,), at rest
+    at t=0 and evaluated at times ``t`` (N,) (None: the initial displacement). Returns (N,)
+    in the dtype of ``x``; differentiable in the coordinates."""
+    K = params.modes
+    if params.boundary == "dirichlet":
+        k = torch.arange(1, K + 1, dtype=x.dtype, device=x.device)
+        bx, by = torch.sin(math.pi * x[:, None] * k), torch.sin(math.pi * y[:, None] * k)
+    else:
+        m = torch.arange(-K, K + 1, dtype=x.dtype, device=x.device)
+        bx = torch.polar(torch.ones_like(x[:, None] * m), 2 * math.pi * x[:, None] * m)
+        by = torch.polar(torch.ones_like(y[:, None] * m), 2 * math.pi * y[:, None] * m)
+    c = coeffs.to(device=x.device, dtype=bx.dtype)
+    if t is None:
+        out = ((bx @ c) * by).sum(-1)
+    else:
+        omega = modal_basis(params, x.device)[1].to(x.dtype)
+        out = torch.einsum("nk,nkl,nl->n", bx, c * torch.cos(omega * t[:, None, None]), by)
+    return out.real if out.is_complex() else out
 
 
 def modal_solution(coeffs: Tensor, basis: Tensor, omega: Tensor, t: Tensor) -> Tensor:
@@ -334,17 +367,57 @@ class Wave2D(PDE):
         t = torch.as_tensor(np.asarray(t, dtype=np.float64))
         return modal_solution(coeffs, basis, omega, t)
 
+    def domain(self, params: Wave2DParams) -> Domain:
+        """``[0, t_final] x`` the box of ``boundary``; unknown ``u``; at t=0 ``u = u0`` and
+        ``u_t = 0``; ``u = 0`` on the sides of the Dirichlet box, periodic ``x, y`` on the
+        torus."""
+        def at_rest(fields: Mapping[str, Tensor], coords: Mapping[str, Tensor]) -> Tensor:
+            return autodiff.grad(fields["u"], coords["t"])
+
+        conditions = (dirichlet("t=0", "t", 0.0, "u", "u0"),
+                      Condition("u_t(t=0)", "t", 0.0, at_rest))
+        periodic: tuple[str, ...] = ("x", "y")
+        if params.boundary == "dirichlet":
+            periodic = ()
+            conditions += tuple(dirichlet(f"{c}={v:g}", c, v, "u")
+                                for c in ("x", "y") for v in (0.0, 1.0))
+        box = {"t": (0.0, params.t_final), "x": (0.0, 1.0), "y": (0.0, 1.0)}
+        return Domain(box, ("u",), periodic, conditions)
+
+    def point_sample(self, params: Wave2DParams, inputs: Mapping[str, Tensor]) -> PointSample:
+        """Initial displacement ``u0``, speed ``c`` and exact ``u`` of sample 0 (constant
+        medium only: other media are grid fields)."""
+        if params.medium != "constant":
+            raise ValueError(f"medium={params.medium!r}: point samples need medium='constant'")
+        coeffs = inputs["coeffs"][0]
+
+        def given(c: Mapping[str, Tensor]) -> dict[str, Tensor]:
+            return {"u0": modal_solution_at(params, coeffs, c["x"], c["y"]),
+                    "c": torch.full_like(c["x"], params.c)}
+
+        return PointSample(given, lambda c: {
+            "u": modal_solution_at(params, coeffs, c["x"], c["y"], c["t"])})
+
     def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                  params: Wave2DParams) -> Tensor:
-        """Residual ``u_tt - div(c² grad u)``: second differences in time (uniform ``t``,
-        O(dt²)) and the solver's spectral operator in space.
+        """Residual ``u_tt - div(c² grad u)``; two backends.
 
-        ``fields["u"]`` (batch, T, n, n), ``fields["c"]`` (batch, n, n) on the grid of
-        ``params.boundary`` given by ``coords["x"]``; ``coords["t"]`` (T,). Returns
-        (batch, T-2, n, n) on the torus, (batch, T-2, n-2, n-2) interior nodes on the
+        Autograd (``coords`` t, x, y require grad, see :mod:`sciops.autodiff`): ``u`` and
+        ``c`` are (N,) point values (``c`` may depend on the coordinates). Returns (N,).
+
+        Grid: second differences in time (uniform ``t``, O(dt²)) and the solver's spectral
+        operator in space. ``fields["u"]`` (batch, T, n, n), ``fields["c"]`` (batch, n, n)
+        on the grid of ``params.boundary`` given by ``coords["x"]``; ``coords["t"]`` (T,).
+        Returns (batch, T-2, n, n) on the torus, (batch, T-2, n-2, n-2) interior nodes on the
         Dirichlet box. Units 1/time². Differentiable.
         """
         u, c = fields["u"], fields["c"]
+        if autodiff.wants_autograd(coords):
+            xs = [coords["x"], coords["y"]]
+            c2 = c * c
+            flux = [c2 * autodiff.grad(u, x) for x in xs]
+            u_t = autodiff.grad(u, coords["t"])
+            return autodiff.grad(u_t, coords["t"]) - autodiff.divergence(flux, xs)
         t = torch.as_tensor(coords["t"], dtype=torch.float64)
         x = torch.as_tensor(coords["x"], dtype=torch.float64)
         step = float(t[1] - t[0])

@@ -1,0 +1,532 @@
+"""Physics-informed training: a PDE's own residual and side conditions train a pointwise net.
+
+A :class:`Problem` is what a PINN needs from a PDE definition: the residual (the autograd
+backend of ``PDE.residual``), the :class:`~sciops.pdes.base.Domain` (box, unknowns,
+periodic coordinates, boundary and initial conditions) and a
+:class:`~sciops.pdes.base.PointSample` (the instance's known fields, and its exact
+solution when there is one). :meth:`Problem.from_pde` builds it from a registered PDE, so
+nothing of the equation is written twice.
+
+:class:`PhysicsTask` implements the trainer's Task protocol (:mod:`sciops.train.task`):
+its ``train_set`` yields the current interior collocation points (one full batch per item)
+and its loss is
+
+    mean(residual²) + condition_weight * sum_conditions mean(condition residual²)
+
+on the interior and face points. Collocation: ``"uniform"`` (i.i.d.), ``"sobol"``
+(scrambled Sobol, :class:`torch.quasirandom.SobolEngine`) or ``"grid"`` (tensor grid);
+with ``resample_every > 0`` the interior set is redrawn by residual-adaptive distribution
+(RAR-D, Wu et al. 2023): from a uniform pool, points are drawn without replacement with
+probability ``∝ e^k / mean(e^k) + c``, ``e`` the residual norm at the point. The points
+and the step count are buffers of a task module, so checkpoints hold them and a resumed
+run continues from the same set. ``bc="exact"`` imposes Dirichlet conditions with a
+distance-function ansatz instead of penalties: ``u = G + D N`` with ``N`` the network
+output, ``D`` the product of normalized distances to the faces where ``u`` is set and
+``G`` the data of at most one face (e.g. the initial condition), which must not depend on
+that face's coordinate and must vanish on the other faces of ``u``.
+
+:func:`train_pinn` runs Adam through the shared :class:`~sciops.train.trainer.Trainer`
+and then L-BFGS here: the trainer's loop is first-order (one ``loss.backward()`` and one
+``optimizer.step()`` per batch), whereas L-BFGS needs a closure that re-evaluates the full
+loss inside its line search. :func:`solve_instance` solves one instance of a registered
+PDE (``sciops solve``) with ``pinn`` or, for ``poisson2d``, the Kronecker GP solver, and
+writes the field on the PDE's stored grid with its error against the exact solution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from sciops import pdes
+from sciops.errors import SciopsError
+from sciops.pdes.base import PDE, Condition, Domain, Params, PointSample
+from sciops.train import checkpoint
+from sciops.train.config import RunConfig, TrainConfig
+from sciops.train.trainer import Trainer
+
+__all__ = ["Problem", "PinnConfig", "PhysicsTask", "PinnResult", "train_pinn", "lbfgs",
+           "solve_instance", "METHODS"]
+
+METHODS = ("pinn", "gp-kron")
+SAMPLINGS = ("uniform", "sobol", "grid")
+
+Residual = Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], Tensor]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A residual ``(fields, coords) -> (N,) or (N, k)``, its domain and one instance."""
+
+    residual: Residual
+    domain: Domain
+    sample: PointSample
+
+    @classmethod
+    def from_pde(cls, pde: PDE, params: Params, sample: PointSample) -> Problem:
+        """The problem of a registered PDE: its residual and domain at ``params``."""
+        return cls(lambda f, c: pde.residual(f, c, params), pde.domain(params), sample)
+
+
+@dataclass
+class PinnConfig:
+    """Options of a PINN solve (defaults documented once, here; ``sciops solve --option``)."""
+
+    n_interior: int = 2000
+    """Interior collocation points."""
+    n_boundary: int = 256
+    """Points per side condition (one point on the face of a 1-D box)."""
+    sampling: str = "sobol"
+    """'uniform', 'sobol' or 'grid' (tensor grid, ~n_interior points)."""
+    resample_every: int = 0
+    """Redraw the interior points by RAR-D every this many Adam steps (0: never)."""
+    rar_pool: int = 4
+    """RAR-D candidate pool, in multiples of n_interior."""
+    rar_k: float = 1.0
+    rar_c: float = 1.0
+    condition_weight: float = 1.0
+    """Weight of the side-condition penalties."""
+    bc: str = "soft"
+    """'soft' (penalties) or 'exact' (distance-function ansatz for Dirichlet conditions)."""
+    adam_steps: int = 2000
+    lr: float = 1e-3
+    scheduler: str = "none"
+    """Adam learning-rate schedule: 'none' or 'cosine'."""
+    lbfgs_steps: int = 500
+    """L-BFGS iterations after Adam (strong Wolfe line search; 0: none)."""
+    steps_per_epoch: int = 100
+    """Adam steps between the trainer's epoch ends (logging, checkpoint)."""
+    eval_points: int = 4096
+    """Sobol points of the relative L2 error against the exact solution."""
+    seed: int = 0
+    model: dict[str, Any] = field(default_factory=lambda: {"width": 64, "depth": 3})
+    """Keywords of the ``pinn`` model (box bounds and periods are filled in)."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_interior", "n_boundary", "rar_pool", "eval_points", "steps_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} is out of range; allowed [1, inf)")
+        for name in ("resample_every", "adam_steps", "lbfgs_steps", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} is out of range; allowed [0, inf)")
+        for name, allowed in (("sampling", SAMPLINGS), ("bc", ("soft", "exact")),
+                              ("scheduler", ("none", "cosine"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; choose one of "
+                                 f"{list(allowed)}")
+        if not self.lr > 0 or self.condition_weight < 0 or self.rar_c < 0 or self.rar_k < 0:
+            raise ValueError(f"lr={self.lr} must be > 0 and condition_weight="
+                             f"{self.condition_weight}, rar_k={self.rar_k}, rar_c={self.rar_c} "
+                             ">= 0")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> PinnConfig:
+        """From ``key=value`` strings; ``model.KEY`` sets a model keyword (JSON values)."""
+        kw: dict[str, Any] = {}
+        model = dict(cls().model)
+        types = {f.name: type(f.default) for f in dataclasses.fields(cls) if f.name != "model"}
+        for key, value in options.items():
+            if key.startswith("model."):
+                model[key[6:]] = _json_or_text(value)
+            elif key in types:
+                try:
+                    kw[key] = types[key](value)
+                except ValueError:
+                    raise ValueError(f"{key}={value!r}: expected {types[key].__name__}") from None
+            else:
+                raise ValueError(f"unknown option {key!r}; allowed: {sorted(types)} and model.*")
+        return cls(**kw, model=model)
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def unit_points(n: int, d: int, how: str, seed: int, *, closed: bool = False) -> Tensor:
+    """``n`` points in ``[0, 1]^d`` (float64, (n, d)). ``"grid"`` gives ``m^d`` points,
+    ``m = round(n^(1/d))``, without the ends (``closed``: with them)."""
+    if d == 0:
+        return torch.zeros(1, 0, dtype=torch.float64)
+    if how == "grid":
+        m = max(1, round(n ** (1.0 / d)))
+        axis = torch.linspace(0, 1, m, dtype=torch.float64) if closed else \
+            torch.linspace(0, 1, m + 2, dtype=torch.float64)[1:-1]
+        return torch.cartesian_prod(*[axis] * d).reshape(-1, d)
+    if how == "sobol":
+        engine = torch.quasirandom.SobolEngine(d, scramble=True, seed=seed)
+        return engine.draw(n, dtype=torch.float64)
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+class CollocationPoints(nn.Module):
+    """Interior points ``(N, d)``, one face set ``(N_c, d)`` per penalized condition and the
+    count of Adam steps taken, as buffers (saved in checkpoints)."""
+
+    def __init__(self, interior: Tensor, faces: list[Tensor]):
+        super().__init__()
+        self.register_buffer("interior", interior)
+        for k, pts in enumerate(faces):
+            self.register_buffer(f"face{k}", pts)
+        self.n_faces = len(faces)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def faces(self) -> list[Tensor]:
+        return [getattr(self, f"face{k}") for k in range(self.n_faces)]
+
+
+class CollocationSet(Dataset):
+    """``steps`` items, each the current interior point set ``(N, d)``: one epoch of the
+    trainer is ``steps`` full-batch Adam steps (train with batch size 1)."""
+
+    def __init__(self, points: CollocationPoints, steps: int):
+        self.points, self.steps = points, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, i: int) -> tuple[Tensor]:
+        return (self.points.interior,)
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+class PhysicsTask:
+    """The Task of a physics-informed solve (module docstring)."""
+
+    def __init__(self, problem: Problem, cfg: PinnConfig):
+        dom = problem.domain
+        self.problem, self.cfg = problem, cfg
+        self.names = list(dom.box)
+        self.lo = torch.tensor([lo for lo, _ in dom.box.values()], dtype=torch.float64)
+        self.hi = torch.tensor([hi for _, hi in dom.box.values()], dtype=torch.float64)
+        for c in dom.conditions:
+            if c.coord not in dom.box:
+                raise ValueError(f"condition {c.name!r}: coordinate {c.coord!r} is not in the "
+                                 f"box {self.names}")
+        self.in_channels, self.out_channels = len(self.names), len(dom.outputs)
+        self.ansatz = self._ansatz() if cfg.bc == "exact" else {}
+        self.penalized = [c for c in dom.conditions
+                          if not (c.sets and c.sets[0] in self.ansatz)]
+        faces = [self._face_points(c, cfg.seed + 1 + k) for k, c in enumerate(self.penalized)]
+        self.points = CollocationPoints(self._box_points(cfg.n_interior, cfg.sampling, cfg.seed),
+                                        faces)
+        self.train_set = CollocationSet(self.points, min(cfg.steps_per_epoch,
+                                                         max(cfg.adam_steps, 1)))
+        self.eval_points = self._box_points(cfg.eval_points, "sobol", cfg.seed + 10_007)
+
+    # -- points ---------------------------------------------------------------------------
+    def _box_points(self, n: int, how: str, seed: int) -> Tensor:
+        return self.lo + (self.hi - self.lo) * unit_points(n, len(self.names), how, seed)
+
+    def _face_points(self, cond: Condition, seed: int) -> Tensor:
+        """``n_boundary`` points on the face ``cond.coord == cond.value`` (corners included
+        for grids)."""
+        i = self.names.index(cond.coord)
+        free = [j for j in range(len(self.names)) if j != i]
+        u = unit_points(self.cfg.n_boundary, len(free), self.cfg.sampling, seed, closed=True)
+        pts = torch.full((u.shape[0], len(self.names)), float(cond.value), dtype=torch.float64)
+        pts[:, free] = self.lo[free] + (self.hi[free] - self.lo[free]) * u
+        return pts
+
+    def _leaves(self, pts: Tensor, dtype: torch.dtype, grad: bool = True) -> dict[str, Tensor]:
+        """Coordinates as separate ``(N,)`` leaf tensors (see :mod:`sciops.autodiff`)."""
+        return {n: pts[:, i].detach().to(dtype).clone().requires_grad_(grad)
+                for i, n in enumerate(self.names)}
+
+    # -- fields ---------------------------------------------------------------------------
+    def _ansatz(self) -> dict[str, tuple[list[tuple[int, float, float]], str | None]]:
+        """Per output fixed by Dirichlet conditions: its faces (axis, value, orientation)
+        and the data field of the one face with data (None: all zero)."""
+        out: dict[str, tuple[list[tuple[int, float, float]], str | None]] = {}
+        for o in self.problem.domain.outputs:
+            conds = [c for c in self.problem.domain.conditions if c.sets and c.sets[0] == o]
+            if not conds:
+                continue
+            data = [c.sets[1] for c in conds if c.sets[1] is not None]
+            if len(data) > 1:
+                raise ValueError(f"bc='exact': output {o!r} has data on {len(data)} faces; the "
+                                 "ansatz supports one (use bc='soft')")
+            faces = []
+            for c in conds:
+                i = self.names.index(c.coord)
+                lo, hi = float(self.lo[i]), float(self.hi[i])
+                faces.append((i, float(c.value), (1.0 if c.value <= 0.5 * (lo + hi) else -1.0)
+                              / (hi - lo)))
+            out[o] = (faces, data[0] if data else None)
+        return out
+
+    def fields(self, model: nn.Module, coords: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Known fields and network unknowns (ansatz applied) at ``coords``, each (N,)."""
+        x = torch.stack([coords[n] for n in self.names], dim=-1)
+        out = model(x)
+        given = self.problem.sample.given(coords)
+        result = dict(given)
+        for j, name in enumerate(self.problem.domain.outputs):
+            v = out[:, j]
+            if name in self.ansatz:
+                faces, data = self.ansatz[name]
+                dist = math.prod((coords[self.names[i]] - value) * scale
+                                 for i, value, scale in faces)
+                v = dist * v + (given[data] if data is not None else 0.0)
+            result[name] = v
+        return result
+
+    def _residual_loss(self, model: nn.Module, interior: Tensor) -> Tensor:
+        # One forward pass over interior and face points together: on small point sets
+        # the cost is per call, not per point. Each term then keeps its own rows.
+        faces = self.points.faces()
+        c = self._leaves(torch.cat([interior, *faces]), next(model.parameters()).dtype)
+        fields = self.fields(model, c)
+        n = interior.shape[0]
+        total = self.problem.residual(fields, c)[:n].square().mean()
+        for cond, pts in zip(self.penalized, faces):
+            rows = cond.residual(fields, c)[n:n + pts.shape[0]]
+            total = total + self.cfg.condition_weight * rows.square().mean()
+            n += pts.shape[0]
+        return total
+
+    def full_loss(self, model: nn.Module) -> Tensor:
+        """The loss on the current interior and face points (L-BFGS's objective)."""
+        return self._residual_loss(model, self.points.interior)
+
+    # -- Task protocol --------------------------------------------------------------------
+    def state_modules(self) -> dict[str, nn.Module]:
+        return {"points": self.points}
+
+    def prepare(self) -> None:
+        """Nothing to fit: the points are drawn in the constructor from ``cfg.seed``."""
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+        value = self._residual_loss(model, batch[0].reshape(-1, self.in_channels))
+        self.points.step += 1
+        every = self.cfg.resample_every
+        if every and int(self.points.step) % every == 0:
+            self.resample(model)
+        return value
+
+    def resample(self, model: nn.Module) -> None:
+        """RAR-D: redraw the interior points from a uniform pool by residual (module doc)."""
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + int(self.points.step))
+        pool = self.lo + (self.hi - self.lo) * torch.rand(
+            cfg.n_interior * cfg.rar_pool, len(self.names), generator=g, dtype=torch.float64)
+        dtype = next(model.parameters()).dtype
+        c = self._leaves(pool.to(self.points.interior.device), dtype)
+        res = self.problem.residual(self.fields(model, c), c).detach()
+        e = res.reshape(res.shape[0], -1).norm(dim=1).double().cpu() ** cfg.rar_k
+        p = e / e.mean().clamp_min(1e-300) + cfg.rar_c
+        idx = torch.multinomial(p, cfg.n_interior, replacement=False, generator=g)
+        self.points.interior.copy_(pool[idx].to(self.points.interior))
+
+    def predict(self, model: nn.Module, pts: Tensor, chunk: int = 65536) -> dict[str, Tensor]:
+        """Unknowns at points ``(P, d)`` (box order), float64 on the CPU, each (P,)."""
+        dtype = next(model.parameters()).dtype
+        device = next(model.parameters()).device
+        parts: list[dict[str, Tensor]] = []
+        with torch.no_grad():
+            for s in range(0, pts.shape[0], chunk):
+                c = self._leaves(pts[s:s + chunk].to(device), dtype, grad=False)
+                f = self.fields(model, c)
+                parts.append({o: f[o].double().cpu() for o in self.problem.domain.outputs})
+        return {o: torch.cat([p[o] for p in parts]) for o in self.problem.domain.outputs}
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> float:
+        """Relative L2 error against the exact solution on Sobol points (the unknowns it
+        gives, jointly); without one, the RMS residual."""
+        exact = self.problem.sample.exact
+        if exact is None:
+            with torch.enable_grad():
+                c = self._leaves(self.eval_points.to(device), next(model.parameters()).dtype)
+                res = self.problem.residual(self.fields(model, c), c)
+            return float(res.detach().square().mean().sqrt())
+        pred = self.predict(model, self.eval_points)
+        ref = exact(self._leaves(self.eval_points, torch.float64, grad=False))
+        keys = [o for o in self.problem.domain.outputs if o in ref]
+        num = sum(float((pred[k] - ref[k].detach()).square().sum()) for k in keys)
+        den = sum(float(ref[k].detach().square().sum()) for k in keys)
+        return math.sqrt(num / max(den, 1e-300))
+
+
+# ----------------------------------------------------------------------------- solving
+
+
+@dataclass
+class PinnResult:
+    """A trained PINN: the model, its task, the losses and timings (seconds)."""
+
+    model: nn.Module
+    task: PhysicsTask
+    adam_loss: float
+    lbfgs_losses: list[float]
+    adam_wall_s: float
+    lbfgs_wall_s: float
+    cpu_s: float
+    rel_l2: float
+
+    def predict(self, pts: Tensor) -> dict[str, Tensor]:
+        return self.task.predict(self.model, pts)
+
+
+def lbfgs(model: nn.Module, task: PhysicsTask, steps: int) -> list[float]:
+    """``steps`` L-BFGS iterations (strong Wolfe) on the full loss; the losses evaluated."""
+    losses: list[float] = []
+    if steps == 0:
+        return losses
+    opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=steps,
+                            max_eval=int(1.25 * steps) + 1, history_size=50,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-14,
+                            tolerance_change=1e-16)
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = task.full_loss(model)
+        loss.backward()
+        losses.append(float(loss.detach()))
+        return loss
+
+    opt.step(closure)
+    return losses
+
+
+def run_config(task: PhysicsTask, cfg: PinnConfig) -> RunConfig:
+    """The trainer's config of the Adam phase: the ``pinn`` model sized to the box."""
+    dom = task.problem.domain
+    model = {"name": "pinn", **cfg.model, "lower": task.lo.tolist(), "upper": task.hi.tolist(),
+             "periods": [float(task.hi[i] - task.lo[i]) if n in dom.periodic else None
+                         for i, n in enumerate(task.names)]}
+    spe = len(task.train_set)
+    epochs = math.ceil(cfg.adam_steps / spe)
+    train = TrainConfig(epochs=epochs, batch_size=1, lr=cfg.lr, weight_decay=0.0,
+                        scheduler=cfg.scheduler, seed=cfg.seed, eval_every=max(epochs, 1))
+    return RunConfig(name="pinn", description="physics-informed solve", model=model,
+                     train=train)
+
+
+def train_pinn(problem: Problem, cfg: PinnConfig, run_dir: str | Path, *,
+               device: str | None = None, progress: bool = False) -> PinnResult:
+    """Adam (shared trainer, ``run_dir`` gets its log and checkpoints) then L-BFGS; the
+    final weights go to ``run_dir/final.pt``."""
+    task = PhysicsTask(problem, cfg)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    run = run_config(task, cfg)
+    trainer = Trainer(run, run_dir, device=device, progress=progress, task=task)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    last = trainer.fit(max_steps=cfg.adam_steps) if cfg.adam_steps else {}
+    t1 = time.perf_counter()
+    model = trainer.model
+    losses = lbfgs(model, task, cfg.lbfgs_steps)
+    t2 = time.perf_counter()
+    cpu = time.process_time() - cpu0
+    model.eval()
+    checkpoint.save(Path(run_dir) / "final.pt", {
+        "model": model.state_dict(), "config": run.to_dict(),
+        "task": {k: m.state_dict() for k, m in task.state_modules().items()}})
+    return PinnResult(model, task, float(last.get("train_loss", math.nan)), losses, t1 - t0,
+                      t2 - t1, cpu, task.evaluate(model, trainer.ctx.device))
+
+
+def _grid_points(pde: PDE, params: Params, box: list[str]) -> tuple[dict[str, np.ndarray],
+                                                                    Tensor, tuple[int, ...]]:
+    """The PDE's stored coordinates for the box's axes (by dim name), all grid points
+    (P, d) in box order, and the grid shape."""
+    coords = pde.coords(params)
+    axes = {name: np.asarray(coords[name][1], dtype=np.float64) for name in box}
+    mesh = torch.meshgrid(*[torch.as_tensor(axes[n]) for n in box], indexing="ij")
+    return axes, torch.stack([m.flatten() for m in mesh], dim=1), tuple(mesh[0].shape)
+
+
+def _gp_kron(pde: PDE, params: Params, sample: PointSample, options: Mapping[str, str],
+             mesh: Tensor, shape: tuple[int, ...]) -> dict[str, Tensor]:
+    """``poisson2d`` by the Kronecker GP solver on its stored vertex grid."""
+    from sciops.models.gp_kron import KroneckerGPSolver, poisson
+
+    if pde.name != "poisson2d":
+        raise SciopsError(f"--method gp-kron supports poisson2d, not {pde.name}")
+    allowed = {"steps": int, "lbfgs_steps": int, "lr": float, "n_components": int,
+               "kernel": str}
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise SciopsError(f"unknown gp-kron option(s) {unknown}; allowed: {sorted(allowed)}")
+    opts = {k: allowed[k](v) for k, v in options.items()}
+    solver = KroneckerGPSolver(poisson(2), ((0.0, 1.0), (0.0, 1.0)), shape,
+                               n_components=opts.pop("n_components", 30),
+                               kernel=opts.pop("kernel", "matern"))
+    f = sample.given({"x": mesh[:, 0], "y": mesh[:, 1]})["f"].reshape(shape)
+    solver.fit(f, 0.0, steps=opts.get("steps", 300), lr=opts.get("lr", 0.05),
+               lbfgs_steps=opts.get("lbfgs_steps", 50))
+    return {"u": solver.solution.flatten()}
+
+
+def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
+                   out: str | Path, *, seed: int = 0, options: Mapping[str, str] | None = None,
+                   device: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Solve sample ``seed`` of a PDE with ``method``; write ``solution.nc`` (unknowns and
+    exact solution on the PDE's stored grid, netCDF) and ``summary.json`` into ``out``.
+
+    Returns the summary: relative L2 per unknown on the stored grid (where an exact solution
+    exists), wall and CPU seconds.
+    """
+    import xarray as xr
+
+    if method not in METHODS:
+        raise SciopsError(f"--method {method!r} is not allowed; choose one of {list(METHODS)}")
+    options = dict(options or {})
+    try:
+        pde = pdes.get(pde_name)
+        params = pde.make_params(overrides)
+        inputs = pde.sample_inputs(params, 1, torch.Generator().manual_seed(seed))
+        sample = pde.point_sample(params, inputs)
+        domain = pde.domain(params)
+        cfg = PinnConfig.from_options(options) if method == "pinn" else None
+    except (KeyError, ValueError) as e:
+        raise SciopsError(f"{pde_name}: {e.args[0]}") from None
+    except NotImplementedError as e:
+        raise SciopsError(f"{e}; `sciops solve` needs a PDE with a pointwise domain and "
+                          "point samples") from None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    box = list(domain.box)
+    axes, mesh, shape = _grid_points(pde, params, box)
+    wall, cpu = time.perf_counter(), time.process_time()
+    if method == "pinn":
+        result = train_pinn(Problem.from_pde(pde, params, sample), cfg, out / "run",
+                            device=device, progress=progress)
+        pred = result.predict(mesh)
+    else:
+        pred = _gp_kron(pde, params, sample, options, mesh, shape)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    exact = sample.exact({n: mesh[:, i] for i, n in enumerate(box)}) if sample.exact else {}
+    data, errors = {}, {}
+    dims = [pde.coords(params)[n][0] for n in box]
+    for name, value in pred.items():
+        data[name] = (dims, value.reshape(shape).numpy())
+        if name in exact:
+            ref = exact[name].double().reshape(shape)
+            data[f"{name}_exact"] = (dims, ref.numpy())
+            errors[name] = float((value.reshape(shape) - ref).norm() / ref.norm())
+    summary = {"pde": pde_name, "method": method, "seed": seed, "params": params.to_dict(),
+               "options": options, "grid": list(shape), "rel_l2": errors,
+               "wall_s": wall, "cpu_s": cpu}
+    ds = xr.Dataset(data, coords={d: axes[n] for d, n in zip(dims, box)},
+                    attrs={"summary": json.dumps(summary)})
+    ds.to_netcdf(out / "solution.nc", engine="h5netcdf")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
