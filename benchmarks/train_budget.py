@@ -1,6 +1,6 @@
 """Accuracy at an equal CPU budget: sciops' trainer vs neuraloperator's ``Trainer``.
 
-    .venv/bin/python benchmarks/train_budget.py [--minutes 5] [--train 1000 --test 200]
+    .venv/bin/python benchmarks/train_budget.py [--minutes 20] [--train 1000 --test 200]
 
 Data: ``ns2d-fno-nu1e-3`` (FNO setting, ν = 1e-3) regenerated with the solver at 64²
 instead of 256² (ν = 1e-3 is resolved there) and only the first 20 records (the task needs
