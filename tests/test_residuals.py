@@ -29,7 +29,7 @@ def points(n: int, box: dict[str, tuple[float, float]], seed: int = 0) -> dict[s
 
 
 def rel_max(res: torch.Tensor, scale: torch.Tensor | float) -> float:
-    scale = float(scale.abs().max()) if isinstance(scale, torch.Tensor) else scale
+    scale = float(scale.detach().abs().max()) if isinstance(scale, torch.Tensor) else scale
     return float(res.detach().abs().max()) / scale
 
 
