@@ -9,7 +9,8 @@ t = 10..19, 1000 train / 200 test, batch 20, AdamW (lr 1e-3, weight decay 1e-4),
 schedule over the planned epochs.
 
 Models (same hyperparameters on both sides): FNO (modes 12, width 32, 4 layers), TFNO
-(Tucker, rank 0.05: ≥ 10× fewer parameters) and MG-TFNO (TFNO on 2×2 patches with one level of coarse context,
+(Tucker, rank 0.05: ≥ 10× fewer parameters) and MG-TFNO (TFNO on 2×2 patches with one
+level of coarse context,
 circular padding: per-sample spatial input 4× smaller). sciops runs go through
 :class:`sciops.train.Trainer` (relative L2 loss, mean over the batch); neuraloperator's
 through ``neuralop.training.Trainer`` with its ``FNO``/``TFNO`` models, its

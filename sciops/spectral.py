@@ -63,7 +63,8 @@ def _real_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _spatial(x: Tensor, d: int) -> tuple[int, ...]:
     if x.ndim < d:
-        raise ValueError(f"expected at least {d} spatial axes, got a tensor of shape {tuple(x.shape)}")
+        raise ValueError(f"expected at least {d} spatial axes, got a tensor of shape "
+                         f"{tuple(x.shape)}")
     return tuple(range(-d, 0))
 
 
@@ -147,7 +148,8 @@ def dealias_mask(
     return mask
 
 
-def _setup(u: Tensor, lengths, **kw) -> tuple[tuple[int, ...], tuple[float, ...], tuple[Tensor, ...]]:
+def _setup(u: Tensor, lengths, **kw
+           ) -> tuple[tuple[int, ...], tuple[float, ...], tuple[Tensor, ...]]:
     L = _lengths(lengths)
     shape = tuple(u.shape[-len(L):])
     ks = wavenumbers(shape, L, _real_dtype(u.dtype), u.device, **kw)

@@ -20,16 +20,6 @@ from sciops.train import Trainer, build_config
 from sciops.train.particles import ParticleTask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small kernels: on a shared 2-core machine, OpenMP threads waiting on each other
-    cost far more than they save, so these tests run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pairs(a, b, n_b):
     """Sorted (E, 2) pairs, for set comparison."""
     key = a * n_b + b

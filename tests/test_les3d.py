@@ -15,14 +15,6 @@ LES = pdes.get("les3d")
 BOX = (2 * math.pi,) * 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small grids: extra threads only add contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _params(**kw):
     base = dict(resolution=16, dns_resolution=32, k0=2.0, t_final=0.5, n_records=5,

@@ -20,15 +20,6 @@ from sciops.pdes.mpm2d import (
 MPM = pdes.get("mpm2d")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small kernels: on a shared 2-core machine, OpenMP threads waiting on each other
-    cost far more than they save, so these tests run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _params(**kw) -> MPM2DParams:
     base = dict(n_particles=400, n_grid=32, n_records=5, substeps=5, dtype="float64",

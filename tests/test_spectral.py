@@ -11,7 +11,7 @@ L2 = (1.0, 2 * math.pi)
 
 
 def _trig(shape, lengths):
-    """u = sin(2 k1 x) cos(3 k2 y) + cos(k1 x + 5 k2 y) with k_i = 2 pi / L_i, and its derivatives."""
+    """u = sin(2 k1 x) cos(3 k2 y) + cos(k1 x + 5 k2 y), k_i = 2 pi / L_i, and its derivatives."""
     x, y = spectral.grid(shape, lengths, torch.float64, "cpu")
     X, Y = x[:, None], y[None, :]
     a, b = 2 * math.pi / lengths[0], 2 * math.pi / lengths[1]

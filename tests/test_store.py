@@ -152,7 +152,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     e = _err(capsys, ["generate", "ns2d-fno-nu1e-3", "--out", str(blocker / "sub")])
     assert "cannot write" in e
     # an existing dataset of another recipe is not clobbered without --overwrite
-    small = ["--samples", "2", "--quiet"] + sum((["--set", f"{k}={v}"] for k, v in SMALL.items()), [])
+    small = ["--samples", "2", "--quiet"] + sum(
+        (["--set", f"{k}={v}"] for k, v in SMALL.items()), [])
     assert cli.main(["generate", "ns2d-fno-nu1e-3", "--out", out, *small]) == 0
     e = _err(capsys, ["generate", "ns2d-fno-nu1e-4", "--out", out, *small])
     assert "different" in e and "--overwrite" in e

@@ -27,15 +27,6 @@ AD = pdes.get("antiderivative1d")
 DARCY = pdes.get("darcy2d")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The CPU is shared with other jobs: two OpenMP threads that keep getting descheduled
-    # made these small convolutions ~50x slower than one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # -- antiderivative1d ---------------------------------------------------------------------
 

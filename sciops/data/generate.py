@@ -53,7 +53,8 @@ def pick_device(name: str | None = None) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise SciopsError(f"--device {name!r}: not a device name; use cpu, cuda or cuda:N") from None
+        raise SciopsError(f"--device {name!r}: not a device name; use cpu, cuda or cuda:N"
+                          ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SciopsError(f"--device {name}: CUDA is not available on this machine")
     return dev

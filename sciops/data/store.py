@@ -75,7 +75,8 @@ class ShardWriter:
     """
 
     def __init__(self, path: Path, n_samples: int, first_sample: int,
-                 coords: Mapping[str, tuple[str, np.ndarray]], variables: Mapping[str, tuple[tuple[str, ...], dict]],
+                 coords: Mapping[str, tuple[str, np.ndarray]],
+                 variables: Mapping[str, tuple[tuple[str, ...], dict]],
                  attrs: Mapping[str, Any]):
         self.path = path
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -54,7 +54,8 @@ def rom_study(data: Path, var: str, out: Path, *, k: int = 8, rank: int = 10,
         {name: (ranks, np.asarray(v)) for name, v in curves.items()}, out / "rom.png")
     result = {"data": str(data), "var": var, "snapshots": len(x), "k": k,
               "ranks": ranks.tolist(), "mean_projection_error": curves,
-              "gain_sine_vs_global_at_rank": curves["global POD"][-1] / curves["sine local POD"][-1],
+              "gain_sine_vs_global_at_rank":
+                  curves["global POD"][-1] / curves["sine local POD"][-1],
               "gain_sine_vs_kmeans_at_rank":
                   curves["k-means local POD"][-1] / curves["sine local POD"][-1]}
     (out / "rom.json").write_text(json.dumps(result, indent=2))

@@ -63,7 +63,8 @@ class Params:
             _check_type(type(self).__name__, f.name, value, hints[f.name])
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
-                raise ValueError(f"{f.name}={value!r} is not allowed; choose one of {list(choices)}")
+                raise ValueError(f"{f.name}={value!r} is not allowed; "
+                                 f"choose one of {list(choices)}")
             rng = f.metadata.get("range")
             if rng is not None:
                 lo, hi = rng
@@ -73,7 +74,8 @@ class Params:
                     lo_s = "-inf" if lo is None else repr(lo)
                     hi_s = "inf" if hi is None else repr(hi)
                     left = "(" if f.metadata["open_low"] or lo is None else "["
-                    raise ValueError(f"{f.name}={value!r} is out of range; allowed {left}{lo_s}, {hi_s}]")
+                    raise ValueError(f"{f.name}={value!r} is out of range; "
+                                     f"allowed {left}{lo_s}, {hi_s}]")
         self.validate()
 
     def validate(self) -> None:
@@ -208,7 +210,8 @@ class PDE:
     Params: ClassVar[type[Params]]
     variables: ClassVar[dict[str, Variable]]
 
-    def sample_inputs(self, params: Params, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+    def sample_inputs(self, params: Params, n: int, generator: torch.Generator
+                      ) -> dict[str, Tensor]:
         """``n`` random inputs, batched on the CPU, deterministic for the generator's seed."""
         raise NotImplementedError
 

@@ -167,12 +167,14 @@ class NS2D(PDE):
     name = "ns2d"
     Params = NS2DParams
     variables = {
-        "vorticity": Variable(("sample", "time", "x", "y"), "1/time", "vorticity w = dv/dx - du/dy"),
+        "vorticity": Variable(("sample", "time", "x", "y"), "1/time",
+                              "vorticity w = dv/dx - du/dy"),
         "u": Variable(("sample", "time", "x", "y"), "length/time", "x-velocity"),
         "v": Variable(("sample", "time", "x", "y"), "length/time", "y-velocity"),
     }
 
-    def sample_inputs(self, params: NS2DParams, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+    def sample_inputs(self, params: NS2DParams, n: int, generator: torch.Generator
+                      ) -> dict[str, Tensor]:
         """Initial vorticity ``w0`` (n, resolution, resolution) from the GRF of ``ic_*``."""
         L = params.length
         w0 = spectral.grf(n, (params.resolution,) * 2, (L, L), params.ic_alpha, params.ic_tau,
@@ -225,8 +227,8 @@ class NS2D(PDE):
             if bool(bad.any()):
                 idx = torch.nonzero(bad).flatten().tolist()
                 raise SolverDiverged(
-                    f"ns2d diverged before t={(j + 1 - n_burn) * interval:g} (max |w| > {limit:.3g} "
-                    f"or NaN); reduce dt/cfl or raise resolution", idx)
+                    f"ns2d diverged before t={(j + 1 - n_burn) * interval:g} "
+                    f"(max |w| > {limit:.3g} or NaN); reduce dt/cfl or raise resolution", idx)
             if j >= n_burn - 1:  # the last burn-in chunk ends at t=0
                 frames.append(record(w_hat))
             if callback is not None:
