@@ -219,3 +219,22 @@ def test_rom_plots_are_images_of_the_requested_size(tmp_path, split):
             assert im.size == size
             pixels = np.asarray(im.convert("L"))
         assert pixels.std() > 5
+
+
+def test_rom_net_in_the_zoo_equals_romnet_and_survives_a_checkpoint(split, net, tmp_path):
+    from sciops import models
+
+    z_tr, u_tr, z_te, u_te = split
+    model = models.build("rom-net", in_channels=1, out_channels=1, n_clusters=8, rank=10)
+    model.fit(torch.from_numpy(z_tr)[:, None], torch.from_numpy(u_tr)[:, None])
+    pred = model(torch.from_numpy(z_te)[:, None])[:, 0].numpy()
+    assert np.array_equal(pred, net.predict(z_te))  # the same deterministic fit
+    torch.save(model.state_dict(), tmp_path / "rom.pt")
+    loaded = models.build("rom-net", in_channels=1, out_channels=1, n_clusters=8, rank=10)
+    loaded.load_state_dict(torch.load(tmp_path / "rom.pt", weights_only=True))
+    again = loaded(torch.from_numpy(z_te)[:, None])[:, 0].numpy()
+    assert np.array_equal(again, pred)
+    rel = np.linalg.norm(pred - u_te, axis=1) / np.linalg.norm(u_te, axis=1)
+    assert np.median(rel) < 0.08
+    with pytest.raises(ValueError, match="rom-net: inputs"):
+        model.fit(torch.from_numpy(z_tr)[:, None].expand(-1, 2, -1), torch.zeros(600, 1, 4))

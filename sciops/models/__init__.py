@@ -16,7 +16,7 @@ from torch import nn
 
 __all__ = ["register", "build", "available"]
 
-_BUILTIN_MODULES = ("fno", "mg_tfno", "deeponet", "lsm", "mgno", "giorom", "pinn")
+_BUILTIN_MODULES = ("fno", "mg_tfno", "deeponet", "lsm", "mgno", "giorom", "pinn", "rom_net")
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
