@@ -218,7 +218,10 @@ def _curl(a: Tensor) -> Tensor:
 
 
 def _cross(u: Tensor, w: Tensor) -> Tensor:
-    """``u x w`` of ``(B, 3, ...)`` fields, computed in place in one new buffer."""
+    """``u x w`` of ``(B, 3, ...)`` fields, computed in place in one new buffer (or by
+    ``torch.linalg.cross`` when autograd records: it refuses ``out=`` writes)."""
+    if torch.is_grad_enabled() and (u.requires_grad or w.requires_grad):
+        return torch.linalg.cross(u, w, dim=1)
     out = torch.empty_like(u)
     for i, (j, m) in enumerate(((1, 2), (2, 0), (0, 1))):
         torch.mul(u[:, j], w[:, m], out=out[:, i]).addcmul_(u[:, m], w[:, j], value=-1)
