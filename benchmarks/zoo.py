@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import sys
 import tempfile
@@ -88,7 +89,8 @@ def model_configs(dataset: str, n: int, channels: int) -> dict[str, dict[str, An
 
 
 def make_datasets(args: argparse.Namespace, root: Path) -> dict[str, dict[str, Any]]:
-    """Generate both datasets; returns name -> {path, data config, grid size, generation s}."""
+    """Generate the datasets of ``args.datasets``; returns name -> {path, data config, grid
+    size, generation s}."""
     total = args.train + args.test
     n_d, n_ns = args.darcy_resolution, args.ns_resolution
     specs = {
@@ -104,6 +106,8 @@ def make_datasets(args: argparse.Namespace, root: Path) -> dict[str, dict[str, A
     }
     out = {}
     for name, (overrides, data, n) in specs.items():
+        if name not in args.datasets:
+            continue
         recipe = load_recipe(name).with_changes(samples=total, overrides=overrides)
         report, wall, cpu = timed(functools.partial(generate, recipe, root / name,
                                                     progress=False))
@@ -182,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="stored Darcy grid; (n - 1) * 5 + 1 is solved (85: the recipe's)")
     ap.add_argument("--ns-resolution", type=int, default=32)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--datasets", nargs="+", default=list(PUBLISHED), choices=list(PUBLISHED),
+                    help="a subset runs alone; entries of other datasets already in --out "
+                         "are kept (run one process per dataset on separate cores)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -200,12 +207,17 @@ def main(argv: list[str] | None = None) -> int:
             configs = model_configs(ds_name, ds["n"], 10 if ds_name.startswith("ns2d") else 1)
             entry = {"grid": [ds["n"], ds["n"]], "recipe_overrides": ds["overrides"],
                      "generation_cpu_s": ds["generation_cpu_s"],
-                     "published": PUBLISHED[ds_name], "models": {}}
+                     "published": PUBLISHED[ds_name], "settings": report["settings"],
+                     "machine": report["machine"], "models": {}}
             print(f"{ds_name}:", flush=True)
             for name in args.models:
                 entry["models"][name] = run_model(name, configs[name], ds, args, root)
             report["datasets"][ds_name] = entry
     report["total_wall_s"] = round(time.perf_counter() - t0, 1)
+    if args.out.is_file():  # keep the other datasets' entries
+        kept = json.loads(args.out.read_text()).get("datasets", {})
+        report["datasets"] = {**{k: v for k, v in kept.items() if k not in args.datasets},
+                              **report["datasets"]}
     write_json(args.out, report)
     print(f"wrote {args.out} after {report['total_wall_s']:.0f} s")
     return 0
