@@ -344,12 +344,7 @@ def kron_step(n: int, repeats: int = 3) -> tuple[float, float]:
         return float(value.detach())
 
     step()  # warm start U, as every step after the first in a fit
-    times, values = [], []
-    for _ in range(repeats):
-        value, _, cpu = timed(step)
-        times.append(cpu)
-        values.append(value)
-    return statistics.median(times), values[-1]
+    return _median_cpu(step, repeats)
 
 
 def dense_step(n: int, repeats: int = 3) -> tuple[float, float]:
@@ -380,13 +375,19 @@ def dense_step(n: int, repeats: int = 3) -> tuple[float, float]:
         a = torch.where(bnd[:, None], eye, -lap)
         with torch.no_grad():
             u = torch.linalg.solve(a, y)
-            lam = torch.linalg.solve(a.T, torch.cholesky_solve(u[:, None], chol)[:, 0])
         alpha = torch.cholesky_solve(u[:, None], chol)[:, 0]
+        with torch.no_grad():
+            lam = torch.linalg.solve(a.T, alpha)
         value = 0.5 * (u @ alpha) + torch.log(torch.diagonal(chol)).sum()
         lagrangian = value - lam @ (a @ u - y)
         lagrangian.backward()
         return float(value.detach())
 
+    return _median_cpu(step, repeats)
+
+
+def _median_cpu(step: Callable[[], float], repeats: int) -> tuple[float, float]:
+    """Median CPU seconds of ``repeats`` calls of ``step`` and the value of the last."""
     times, values = [], []
     for _ in range(repeats):
         value, _, cpu = timed(step)

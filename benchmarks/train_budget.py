@@ -74,17 +74,6 @@ def load_pairs(path: Path, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor
     return w[:, :IN_STEPS].contiguous(), w[:, IN_STEPS:IN_STEPS + OUT_STEPS].contiguous()
 
 
-class _Pairs(torch.utils.data.Dataset):
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 def _neuralop_setup(name: str, x: torch.Tensor, y: torch.Tensor) -> tuple[Any, Any]:
     """neuraloperator's model and data processor for ``name``, fitted normalizers."""
     from neuralop.data.transforms.data_processors import (
@@ -143,6 +132,7 @@ def _neuralop_score(model: Any, processor: Any, x: torch.Tensor, y: torch.Tensor
 
 
 def run_neuralop(name: str, data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from neuralop.data.datasets.tensor_dataset import TensorDataset
     from neuralop.losses import LpLoss
     from neuralop.training import Trainer
 
@@ -150,8 +140,9 @@ def run_neuralop(name: str, data: Path, args: argparse.Namespace) -> dict[str, A
     x, y = load_pairs(data, 0, args.train)
     xt, yt = load_pairs(data, args.train, args.train + args.test)
     model, processor = _neuralop_setup(name, x, y)
-    loader = torch.utils.data.DataLoader(_Pairs(x, y), batch_size=args.batch_size, shuffle=True)
-    test = torch.utils.data.DataLoader(_Pairs(xt, yt), batch_size=args.batch_size)
+    loader = torch.utils.data.DataLoader(TensorDataset(x, y), batch_size=args.batch_size,
+                                         shuffle=True)
+    test = torch.utils.data.DataLoader(TensorDataset(xt, yt), batch_size=args.batch_size)
     loss = LpLoss(d=2, p=2)
     per_step = _neuralop_step_cpu(model, processor, loader, loss)
     epochs = max(1, int(args.minutes * 60 / (per_step * len(loader))))
