@@ -196,6 +196,22 @@ def darcy_batch():
     return a, u, stats
 
 
+def _fit(model, x, target, steps: int, lr: float, scale=1.0) -> float:
+    """Adam with a cosine schedule on ``rel_lp(model(x) * scale, target)``; leaves the model
+    in eval mode and returns that error after training."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        loss = rel_lp(model(x) * scale, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    with torch.no_grad():
+        return float(rel_lp(model(x) * scale, target))
+
+
 @pytest.fixture(scope="module")
 def overfitted(darcy_batch):
     """Each zoo model trained on the batch: name -> (model in eval mode, rel L2 error)."""
@@ -205,17 +221,7 @@ def overfitted(darcy_batch):
     for name, (cfg, steps, lr) in ZOO.items():
         torch.manual_seed(0)
         model = models.build(name, in_channels=1, out_channels=1, **cfg)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-        for _ in range(steps):
-            loss = rel_lp(model(x) * us, u)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        model.eval()
-        with torch.no_grad():
-            result[name] = (model, float(rel_lp(model(x) * us, u)))
+        result[name] = (model, _fit(model, x, u, steps, lr, scale=us))
     return result
 
 
@@ -305,17 +311,7 @@ def test_lsm_3d_fits_a_small_volume():
     u = torch.sin(3 * a) + X * Z
     model = models.build("lsm", in_channels=1, out_channels=1, dim=3, width=8, levels=2,
                          heads=2, patch_size=3, projection_channels=16)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 80)
-    for _ in range(80):
-        loss = rel_lp(model(a), u)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    with torch.no_grad():
-        err = float(rel_lp(model(a), u))
+    err = _fit(model, a, u, 80, 5e-3)
     print("3D LSM relative L2 on its 2 training volumes:", err)
     assert err <= 0.1
 
