@@ -39,6 +39,7 @@ __all__ = [
     "leray_projection",
     "grf",
     "grf_spectrum",
+    "interpolate",
     "truncated_rfftn",
     "truncated_irfftn",
     "fourier_resample",
@@ -259,6 +260,36 @@ def grf(
     field_hat = rfft(white, len(shape)) * torch.sqrt(var * npts)
     field = irfft(field_hat, shape)
     return field.to(dtype=dtype, device=device)
+
+
+def interpolate(u: Tensor, lengths: Sequence[float], points: Sequence[Tensor],
+                chunk: int = 2048) -> Tensor:
+    """Trigonometric interpolant of a periodic grid field at arbitrary points.
+
+    ``u``: ``(n_1, ..., n_d)`` grid values on the box of side ``lengths``; ``points``: one
+    ``(N,)`` coordinate tensor per axis (length units). Returns ``(N,)`` in ``u``'s real
+    dtype, differentiable in the points (autograd), so a PINN can take derivatives of it.
+    Nyquist modes are dropped (their interpolant is not unique); ``chunk`` bounds memory.
+    """
+    shape = tuple(u.shape)
+    d = len(shape)
+    L = _lengths(lengths, d)
+    c = torch.fft.fftn(u.to(torch.float64), dim=tuple(range(d))) / math.prod(shape)
+    ks = []
+    for n, side in zip(shape, L):
+        m = torch.fft.fftfreq(n, 1.0 / n, dtype=torch.float64)
+        if n % 2 == 0:
+            m[n // 2] = 0.0
+            c = c.index_fill(len(ks), torch.tensor([n // 2]), 0)
+        ks.append((2 * math.pi / side) * m.to(u.device))
+    out = []
+    for start in range(0, points[0].shape[0], chunk):
+        x = [p[start:start + chunk].to(torch.float64) for p in points]
+        val = torch.einsum("pi,i...->p...", torch.exp(1j * x[0][:, None] * ks[0]), c)
+        for xi, k in zip(x[1:], ks[1:]):
+            val = torch.einsum("pi,pi...->p...", torch.exp(1j * xi[:, None] * k), val)
+        out.append(val.real)
+    return torch.cat(out).to(u.dtype)
 
 
 # --------------------------------------------------------------------------------------

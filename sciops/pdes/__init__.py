@@ -8,6 +8,7 @@ from sciops.pdes import (
     ns2d,  # noqa: F401  (registers "ns2d")
     poisson2d,  # noqa: F401  (registers "poisson2d")
     wave2d,  # noqa: F401  (registers "wave2d")
+    catalog,  # noqa: F401  (registers the semilinear catalog)
 )
 from sciops.pdes.base import PDE, Params, SolverDiverged, Variable, available, get, param, register
 
