@@ -208,7 +208,7 @@ class SemilinearPDE(PDE):
         names = list(self.fields)
         ones = torch.ones(d.k2.shape, dtype=torch.complex128, device=device)
         rows = []
-        for i, name in enumerate(names):
+        for name in names:
             u = {k: ones if k == name else torch.zeros_like(ones) for k in names}
             out = self.linear(u, d, params)
             for other, val in out.items():
