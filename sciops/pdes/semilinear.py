@@ -128,6 +128,9 @@ class SemilinearPDE(PDE):
     ndim: ClassVar[int]
     fields: ClassVar[dict[str, tuple[str, str]]]
     Params: ClassVar[type[SemilinearParams]] = SemilinearParams
+    #: Parameter overrides for the short, smooth, well-resolved float64 run of
+    #: ``sciops verify`` (about 10-50 default steps; <= 128 points in 1D, 64² in 2D, 24³ in 3D).
+    verify_case: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -222,9 +225,10 @@ class SemilinearPDE(PDE):
         return sym.real.clone() if bool((sym.imag == 0).all()) else sym
 
     def ode(self, params: SemilinearParams, device: torch.device | str = "cpu",
-            nonlinear_scale: float = 1.0) -> integrators.SemilinearODE:
+            perturb: float = 1.0) -> integrators.SemilinearODE:
         """The semi-discrete system on the solver grid: spectral states ``(batch, fields,
-        n_1, ..., n_d//2+1)``. ``nonlinear_scale`` multiplies ``N`` (for sensitivity checks)."""
+        n_1, ..., n_d//2+1)``. ``perturb`` multiplies ``N`` (``L`` for a linear PDE): the
+        sensitivity check of ``sciops verify`` solves a deliberately wrong equation."""
         shape = (params.resolution,) * self.ndim
         L = self.lengths(params)
         dtype = params.torch_dtype
@@ -243,7 +247,7 @@ class SemilinearPDE(PDE):
             known = {id(f): (f, v_hat[:, i]) for i, f in enumerate(fields.values())}
             d = Spectral(shape, L, dtype, u_hat.device, known)
             n = spectral.rfft(stack(self.nonlinear(fields, d, params), v), self.ndim) * mask
-            return n if nonlinear_scale == 1.0 else nonlinear_scale * n
+            return n if perturb == 1.0 else perturb * n
 
         has_n = type(self).nonlinear is not SemilinearPDE.nonlinear
         forcing = None
@@ -254,16 +258,19 @@ class SemilinearPDE(PDE):
         if f is not None:
             zero = torch.zeros((1, len(names), *shape), dtype=dtype, device=device)
             forcing = spectral.rfft(stack(f, zero), self.ndim)[0]
-        return integrators.SemilinearODE(self.symbol(params, device),
-                                         nonlinear if has_n else None, forcing)
+        symbol = self.symbol(params, device)
+        if not has_n:
+            symbol = perturb * symbol
+        return integrators.SemilinearODE(symbol, nonlinear if has_n else None, forcing)
 
     def solve(self, params: SemilinearParams, inputs: Mapping[str, Tensor], *,
               callback: Callable[[float], None] | None = None,
-              nonlinear_scale: float = 1.0) -> dict[str, Tensor]:
+              perturb: float = 1.0) -> dict[str, Tensor]:
         """Solve a batch. ``inputs["<field>0"]``: ``(batch, n, ...)`` at ``resolution``.
 
         Returns each field ``(batch, n_records + 1, m, ...)`` at ``m = output_resolution``,
-        including t=0; raises :class:`SolverDiverged` naming blown-up samples.
+        including t=0; raises :class:`SolverDiverged` naming blown-up samples. ``perturb``:
+        see :meth:`ode`.
         """
         n = params.resolution
         grid = (n,) * self.ndim
@@ -276,7 +283,7 @@ class SemilinearPDE(PDE):
                                  f"got {tuple(v.shape)}")
             u0.append(v.to(params.torch_dtype))
         u_hat = spectral.rfft(torch.stack(u0, 1), self.ndim)
-        ode = self.ode(params, u_hat.device, nonlinear_scale)
+        ode = self.ode(params, u_hat.device, perturb)
         times = self.coords(params)["t"][1]
         stride = n // params.stored_resolution
         index = (slice(None), slice(None)) + (slice(None, None, stride),) * self.ndim
