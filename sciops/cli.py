@@ -1,4 +1,5 @@
-"""The ``sciops`` command: list, generate, info, train, solve, predict, evaluate, rom, demo.
+"""The ``sciops`` command: list, generate, info, train, solve, verify, predict, evaluate, rom,
+demo.
 
 Errors the user can fix (bad recipe, bad ``--set``, unwritable ``--out``, diverged solver)
 print one line ``sciops: error: ...`` and exit with status 2.
@@ -117,6 +118,35 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    import torch
+
+    from sciops import pdes
+    from sciops.pdes.semilinear import SemilinearPDE
+    from sciops.verify import verify
+
+    try:
+        pde = pdes.get(args.pde)
+    except KeyError as e:
+        raise SciopsError(str(e.args[0])) from None
+    if not isinstance(pde, SemilinearPDE):
+        raise SciopsError(f"verify {args.pde}: not defined by linear and nonlinear parts "
+                          f"(sciops.pdes.semilinear); its checks live in the test suite")
+    torch.set_num_threads(1)  # many small kernels: one thread is fastest
+    try:
+        checks = verify(pde, _overrides(args.set), seed=args.seed)
+    except ValueError as e:
+        raise SciopsError(f"verify {args.pde}: {e}") from None
+    for c in checks:
+        print(c.line())
+    failed = [c.name for c in checks if not c.passed]
+    if failed:
+        raise SciopsError(f"verify {args.pde}: {len(failed)} of {len(checks)} checks failed "
+                          f"({', '.join(failed)})")
+    print(f"{args.pde}: all {len(checks)} checks passed")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from sciops.train.predict import predict_dataset
 
@@ -212,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_solve)
+
+    v = sub.add_parser("verify", help="check a PDE definition: temporal order, spatial "
+                       "convergence, residuals under both backends, sensitivity")
+    v.add_argument("pde", help="PDE name (see `sciops list`)")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a parameter of the verification case (repeatable)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random initial fields")
+    v.set_defaults(func=cmd_verify)
 
     pr = sub.add_parser("predict", help="predict a dataset with a trained run")
     pr.add_argument("run", help="run directory (uses best.pt, else last.pt)")
