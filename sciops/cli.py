@@ -35,7 +35,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     print("PDEs:")
     for name in pdes.available():
-        doc = (pdes.get(name).__doc__ or "").strip().splitlines()[0]
+        doc = ((pdes.get(name).__doc__ or "").strip().splitlines() or [""])[0]
         print(f"  {name:<14} {doc}")
     print("Dataset recipes:")
     for name in known_recipes():

@@ -5,6 +5,10 @@ stored truth through :func:`sciops.evaluate.metrics.evaluate_all`, and summarize
 report shows a comparison table, error histograms, energy spectra, rollout error curves,
 truth / prediction / error panels for the best, median and worst samples, and the error
 per sine-dissimilarity cluster of the targets (which regimes a model fails on).
+
+Panels show the last output step of 2-D data (the middle ``z`` slice in 3-D); for 1-D data
+they show the whole output window as a space–time image (or a line with one output step).
+Nothing is written before every run has been scored, so a failure leaves no partial report.
 """
 
 from __future__ import annotations
@@ -42,19 +46,33 @@ def _arrays(run: Path, data: Path, samples: range, device: str) -> tuple[xr.Data
             xr.DataArray(truth, dims=dims, coords=coords))
 
 
+def _panels(pred: xr.DataArray, truth: xr.DataArray, i: int) -> tuple[np.ndarray, str]:
+    """Truth, prediction and error panels of sample ``i``, and what they show: a space–time
+    image for 1-D data with several output steps, else the last step or channel (its
+    middle ``z`` slice in 3-D)."""
+    p, y = pred.values[i], truth.values[i]
+    if pred.ndim == 3 and pred.dims[1] == "time" and len(p) > 1:
+        return np.stack([y, p, p - y]), "space (up) vs output step (right)"
+    p, y = p[-1], y[-1]
+    shown = "last output step" if pred.dims[1] == "time" else f"channel {pred.shape[1] - 1}"
+    if p.ndim == 3:
+        p, y = p[..., p.shape[-1] // 2], y[..., y.shape[-1] // 2]
+        shown += ", middle z slice"
+    return np.stack([y, p, p - y]), shown
+
+
 def evaluate_runs(runs: list[Path], data: Path, out: Path, *, samples: range | None = None,
                   n_clusters: int = 4, device: str = "cpu") -> Path:
     """Evaluate ``runs`` on ``data`` into ``out/report.md`` (+ PNGs, ``metrics.json``).
 
     ``samples`` default to the whole dataset.
     """
-    out.mkdir(parents=True, exist_ok=True)
     n = len(open_samples(data))
     samples = samples if samples is not None else range(n)
     if samples.stop > n:
         raise SciopsError(f"--samples {samples.start}:{samples.stop} exceeds the {n} samples "
                           f"of {data}")
-    table, errors, spectra, rollouts, summary = [], {}, {}, {}, {}
+    table, errors, spectra, rollouts, summary, panels = [], {}, {}, {}, {}, {}
     truth = None
     for run in runs:
         label = run.name
@@ -76,14 +94,14 @@ def evaluate_runs(runs: list[Path], data: Path, out: Path, *, samples: range | N
             rollouts[label] = r.mean([d for d in r.dims if d != "time"]).values
         table.append((label, s))
         order = np.argsort(errors[label])
-        rows = []
-        for i in (order[0], order[len(order) // 2], order[-1]):  # best, median, worst
-            p, y = pred.values[i], truth.values[i]
-            j = p.shape[0] - 1  # last output step / channel
-            rows.append(np.stack([y[j], p[j], p[j] - y[j]]))
-        report.plot_snapshots(np.stack(rows), ["truth", "prediction", "error"],
+        rows = [_panels(pred, truth, i)  # best, median, worst
+                for i in (order[0], order[len(order) // 2], order[-1])]
+        panels[label] = np.stack([r[0] for r in rows]), rows[0][1]
+    out.mkdir(parents=True, exist_ok=True)
+    for label, (fields, shown) in panels.items():
+        report.plot_snapshots(fields, ["truth", "prediction", "error"],
                               out / f"{label}-samples.png",
-                              title=f"{label}: best / median / worst sample (rows), last step")
+                              title=f"{label}: best / median / worst sample (rows), {shown}")
     report.plot_error_histogram(errors, out / "errors.png")
     if spectra:
         report.plot_spectra(spectra, out / "spectra.png")

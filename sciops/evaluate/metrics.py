@@ -6,6 +6,10 @@ torch tensors / numpy arrays whose dims are named by ``dims`` (default
 ``("sample", "time", *spatial_dims)`` or ``("sample", *spatial_dims)``). Tensors are
 processed on their own device; only the per-snapshot sums come back to the host.
 
+The space dims (``spatial_dims``) default to those of ``x``, ``y``, ``z`` present among the
+named dims, so 1-D, 2-D and 3-D fields need no argument; bare arrays without ``dims`` are
+taken as 2-D (``x``, ``y`` last).
+
 Notation, for one sample (and channel): ``e = pred - target``, ``y = target``; ``x`` runs
 over the ``N`` grid points of one snapshot, ``t`` over the ``T`` time steps (``T = 1``
 without a time dim). ``ê``, ``ŷ`` are unnormalized FFTs over space; by Parseval
@@ -114,13 +118,18 @@ class _Named:
             yield torch.from_numpy(np.ascontiguousarray(chunk))
 
 
-def _named(a: Field, dims: Sequence[str] | None, spatial_dims: Sequence[str]) -> _Named:
+#: Candidate space dims, in axis order; the ones present are the default ``spatial_dims``.
+_SPACE: tuple[str, ...] = ("x", "y", "z")
+
+
+def _named(a: Field, dims: Sequence[str] | None, spatial_dims: Sequence[str] | None) -> _Named:
     """Name the dims of ``a``; Dataset variables become the ``channel`` dim."""
     if isinstance(a, xr.Dataset):
         a = a.to_dataarray(dim="channel")
     if isinstance(a, xr.DataArray):
         return _Named(a, tuple(map(str, a.dims)))
     if dims is None:
+        spatial_dims = _SPACE[:2] if spatial_dims is None else spatial_dims
         extra = a.ndim - len(spatial_dims)
         if extra not in (1, 2):
             raise ValueError(f"dims: cannot infer names for an array of {a.ndim} dims with "
@@ -130,6 +139,17 @@ def _named(a: Field, dims: Sequence[str] | None, spatial_dims: Sequence[str]) ->
         raise ValueError(f"dims: {len(dims)} names for an array of {a.ndim} dims")
     data = a.detach() if isinstance(a, Tensor) else xr.DataArray(a, dims=tuple(dims))
     return _Named(data, tuple(dims))
+
+
+def _space(a: _Named, spatial_dims: Sequence[str] | None) -> tuple[str, ...]:
+    """``spatial_dims`` if given, else the dims of ``_SPACE`` that ``a`` has."""
+    if spatial_dims is not None:
+        return tuple(spatial_dims)
+    found = tuple(d for d in _SPACE if d in a.dims)
+    if not found:
+        raise ValueError(f"spatial_dims: none of {_SPACE} among the dims {a.dims}; "
+                         "pass spatial_dims")
+    return found
 
 
 def _layout(a: _Named, spatial_dims: Sequence[str]) -> tuple[list[str], bool]:
@@ -271,7 +291,7 @@ def evaluate_all(
     pred: Field,
     target: Field,
     *,
-    spatial_dims: Sequence[str] = ("x", "y"),
+    spatial_dims: Sequence[str] | None = None,
     dims: Sequence[str] | None = None,
     lengths: float | Sequence[float] | None = None,
     metrics: Sequence[str] | None = None,
@@ -281,8 +301,9 @@ def evaluate_all(
     """All metrics of ``pred`` against ``target`` as one ``xarray.Dataset``.
 
     ``pred``/``target``: same dims and sizes; ``spatial_dims``: names of the (periodic)
-    space dims; ``dims``: names for bare tensors/arrays; ``lengths``: box lengths for the
-    H1 gradient (default from the stored coords, else 1 per axis: the unit box);
+    space dims (default: those of ``x, y, z`` present); ``dims``: names for bare
+    tensors/arrays; ``lengths``: box lengths for the H1 gradient (default from the stored
+    coords, else 1 per axis: the unit box);
     ``metrics``: subset of :data:`METRICS` (default all); ``threshold``: correlation level
     for ``correlation_time``; ``chunk_size``: samples read and processed at a time.
 
@@ -317,6 +338,7 @@ def evaluate_all(
         raise ValueError(f"threshold: must be in (0, 1], got {threshold}")
     p = _named(pred, dims, spatial_dims)
     y = _named(target, dims, spatial_dims)
+    spatial_dims = _space(y, spatial_dims)
     batch, has_time = _layout(y, spatial_dims)
     if p.sizes != y.sizes:
         raise ValueError(f"pred: sizes {p.sizes} differ from target sizes {y.sizes}")
@@ -426,7 +448,7 @@ def correlation_time(pred: Field, target: Field, threshold: float = 0.8, **kw) -
 def energy_spectrum(
     field: Field,
     *,
-    spatial_dims: Sequence[str] = ("x", "y"),
+    spatial_dims: Sequence[str] | None = None,
     dims: Sequence[str] | None = None,
     chunk_size: int = 50,
 ) -> xr.DataArray:
@@ -438,6 +460,7 @@ def energy_spectrum(
     ``(*batch[, time], k)`` with ``k = 0 .. round(max |m|)``.
     """
     u = _named(field, dims, spatial_dims)
+    spatial_dims = _space(u, spatial_dims)
     batch, has_time = _layout(u, spatial_dims)
     time = ["time"] if has_time else []
     shape = tuple(u.sizes[d] for d in spatial_dims)

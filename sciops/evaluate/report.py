@@ -14,21 +14,33 @@ import numpy as np  # noqa: E402
 
 def plot_snapshots(fields: np.ndarray, col_titles: Sequence[str], path: Path, *,
                    title: str = "", cmap: str = "RdBu_r") -> Path:
-    """Grid of 2-D snapshots: ``fields`` (rows, cols, x, y), e.g. one row per sample and one
-    column per time; symmetric colour range per row. Returns ``path`` (PNG)."""
+    """Grid of snapshots, e.g. one row per sample and one column per time: ``fields``
+    ``(rows, cols, x, y)`` as images (symmetric colour range per row) or ``(rows, cols, x)``
+    as line plots (one y-range per row, min to max). Returns ``path`` (PNG)."""
     rows, cols = fields.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False,
-                             constrained_layout=True)
+    lines = fields.ndim == 3
+    # square pixels, unless the panels are strips (a space–time image of a few steps)
+    aspect = "auto" if not lines and max(fields.shape[2:]) > 4 * min(fields.shape[2:]) else None
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, (1.6 if lines else 2.2) * rows),
+                             squeeze=False, constrained_layout=True)
     for r in range(rows):
         vmax = float(np.abs(fields[r]).max()) or 1.0
+        lo, hi = float(fields[r].min()), float(fields[r].max())
+        pad = 0.05 * (hi - lo) or 1.0
         for c in range(cols):
             ax = axes[r, c]
-            im = ax.imshow(fields[r, c].T, origin="lower", cmap=cmap, vmin=-vmax, vmax=vmax)
+            if lines:
+                ax.plot(fields[r, c], lw=1)
+                ax.set_ylim(lo - pad, hi + pad)
+            else:
+                im = ax.imshow(fields[r, c].T, origin="lower", cmap=cmap, vmin=-vmax, vmax=vmax,
+                               aspect=aspect)
+                ax.set_yticks([])
             ax.set_xticks([])
-            ax.set_yticks([])
             if r == 0:
                 ax.set_title(col_titles[c], fontsize=9)
-        fig.colorbar(im, ax=axes[r, -1], shrink=0.8)
+        if not lines:
+            fig.colorbar(im, ax=axes[r, -1], shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=80)

@@ -35,10 +35,10 @@ def load_snapshots(data: Path, var: str, max_snapshots: int = 2000) -> np.ndarra
 def rom_study(data: Path, var: str, out: Path, *, k: int = 8, rank: int = 10,
               max_snapshots: int = 2000, seed: int = 0) -> Path:
     """Run the study on ``data[var]`` into ``out``; returns ``out/report.md``."""
-    out.mkdir(parents=True, exist_ok=True)
     x = load_snapshots(data, var, max_snapshots)
     if len(x) < 2 * k:
         raise SciopsError(f"--k {k}: needs at least {2 * k} snapshots, {data} has {len(x)}")
+    out.mkdir(parents=True, exist_ok=True)
     sine_labels, _ = rom.kmedoids(rom.sine_dissimilarity(x), k, seed=seed)
     euclid_labels, _ = rom.kmeans(x, k, seed=seed)
     ranks = np.arange(1, rank + 1)
