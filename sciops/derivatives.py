@@ -70,6 +70,11 @@ class Derivatives:
         raise NotImplementedError(f"{type(self).__name__}: no inverse Laplacian (a pointwise "
                                   "residual needs it as an extra unknown)")
 
+    def mean(self, u: Tensor) -> Tensor:
+        """The box average of ``u``, broadcastable against it."""
+        raise NotImplementedError(f"{type(self).__name__}: no box average (it is not a "
+                                  "pointwise quantity)")
+
 
 class Symbols(Derivatives):
     """Derivatives of Fourier coefficients on the rfftn layout of ``shape`` (periodic box
@@ -133,6 +138,9 @@ class Spectral(Derivatives):
 
     def inv_laplacian(self, u: Tensor) -> Tensor:
         return self._apply(self.symbols.inv_laplacian, u)
+
+    def mean(self, u: Tensor) -> Tensor:
+        return u.mean(dim=tuple(range(-self.ndim, 0)), keepdim=True)
 
 
 class Pointwise(Derivatives):

@@ -2,13 +2,13 @@
 
 from sciops.pdes import (
     antiderivative1d,  # noqa: F401  (registers "antiderivative1d")
+    catalog,  # noqa: F401  (registers the semilinear catalog)
     darcy2d,  # noqa: F401  (registers "darcy2d")
     les3d,  # noqa: F401  (registers "les3d")
     mpm2d,  # noqa: F401  (registers "mpm2d")
     ns2d,  # noqa: F401  (registers "ns2d")
     poisson2d,  # noqa: F401  (registers "poisson2d")
     wave2d,  # noqa: F401  (registers "wave2d")
-    catalog,  # noqa: F401  (registers the semilinear catalog)
 )
 from sciops.pdes.base import PDE, Params, SolverDiverged, Variable, available, get, param, register
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -96,6 +97,21 @@ class Params:
         parsed = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
         return cls(**parsed)
 
+    @classmethod
+    def defaults(cls, **values: Any) -> type[Params]:
+        """A subclass with new defaults for some fields (docs and rules kept), to build a
+        family's ``Params`` on: ``class Params(SemilinearParams.defaults(dt=0.01)): ...``."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"{cls.__name__}.defaults: unknown field(s) {unknown}")
+        hints = typing.get_type_hints(cls)
+        ns: dict[str, Any] = {"__annotations__": {k: hints[k] for k in values},
+                              "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        for k, v in values.items():
+            ns[k] = dataclasses.field(default=v, metadata=known[k].metadata)
+        return dataclass(frozen=True)(type(cls.__name__, (cls,), ns))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -104,9 +120,11 @@ class Params:
 
 
 def _base_types(hint: Any) -> tuple[type, ...]:
-    args = typing.get_args(hint)
-    types = tuple(a for a in args if a is not type(None)) if args else (hint,)
-    return tuple(typing.get_origin(t) or t for t in types)
+    """The runtime types a hint allows: the members of a union (None dropped), else the
+    hint's origin (``tuple[float, ...]`` -> ``tuple``)."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    members = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+    return tuple(typing.get_origin(t) or t for t in members)
 
 
 def _check_type(owner: str, name: str, value: Any, hint: Any) -> None:

@@ -39,7 +39,7 @@ couplings between fields go into ``N``. Arrays are indexed ``[x, y, z]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -49,7 +49,16 @@ from torch import Tensor
 
 from sciops import autodiff, integrators, spectral
 from sciops.derivatives import AXES, Derivatives, Pointwise, Spectral, Symbols, time_derivative
-from sciops.pdes.base import PDE, Domain, Params, PointSample, Variable, dirichlet, param
+from sciops.pdes.base import (
+    PDE,
+    Domain,
+    Params,
+    PointSample,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 
 Fields = dict[str, Tensor]
 
@@ -134,7 +143,7 @@ class SemilinearPDE(PDE):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "fields" in cls.__dict__ or "ndim" in cls.__dict__:
+        if hasattr(cls, "fields") and hasattr(cls, "ndim"):
             dims = ("sample", "time", *AXES[:cls.ndim])
             cls.variables = {k: Variable(dims, units, meaning)
                              for k, (units, meaning) in cls.fields.items()}
@@ -330,3 +339,19 @@ class SemilinearPDE(PDE):
         force = self.forcing(x, params) or {}
         return torch.stack([u_t[k] - lin.get(k, 0.0) - non.get(k, 0.0) - force.get(k, 0.0)
                             for k in names], dim=stack_dim)
+
+
+def register_dims(stem: str, dims: Sequence[int] = (1, 2, 3),
+                  verify_cases: Mapping[int, dict[str, Any]] | None = None
+                  ) -> Callable[[type[SemilinearPDE]], type[SemilinearPDE]]:
+    """Class decorator for a dimension-generic family (written with ``self.ndim``): registers
+    one subclass per dimension, named ``<stem><d>d``, with an optional ``verify_case`` per
+    dimension. Returns the generic class unchanged."""
+    def decorate(cls: type[SemilinearPDE]) -> type[SemilinearPDE]:
+        for d in dims:
+            extra = {} if verify_cases is None else {"verify_case": dict(verify_cases[d])}
+            register(type(f"{cls.__name__}{d}D", (cls,), {
+                "name": f"{stem}{d}d", "ndim": d, "__doc__": cls.__doc__,
+                "__module__": cls.__module__, **extra}))
+        return cls
+    return decorate
