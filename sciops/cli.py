@@ -33,15 +33,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     from sciops import pdes
     from sciops.data import known_recipes, load_recipe
 
+    names = pdes.available()
+    width = max(map(len, names))
     print("PDEs:")
-    for name in pdes.available():
+    for name in names:
         doc = ((pdes.get(name).__doc__ or "").strip().splitlines() or [""])[0]
-        print(f"  {name:<14} {doc}")
+        print(f"  {name:<{width}}  {doc}")
     print("Dataset recipes:")
-    for name in known_recipes():
-        r = load_recipe(name)
+    recipes = [load_recipe(name) for name in known_recipes()]
+    rwidth = max((len(r.name) for r in recipes), default=0)
+    for r in recipes:
         summary = r.description.split(". ")[0][:70]
-        print(f"  {name:<26} {r.pde:<8} {r.samples:>6} samples  {summary}")
+        print(f"  {r.name:<{rwidth}}  {r.pde:<{width}} {r.samples:>6} samples  {summary}")
     return 0
 
 
