@@ -89,10 +89,14 @@ class Symbols(Derivatives):
         self.k = spectral.wavenumbers(*args)
         self.k_odd = spectral.wavenumbers(*args, zero_nyquist=True)
         self.k2 = spectral.wavenumber_magnitude(*args)
+        self._symbols: dict[tuple[int, int], Tensor] = {}
 
     def symbol(self, axis: int, n: int) -> Tensor:
-        k = (self.k_odd if n % 2 else self.k)[axis]
-        return (1j * k) ** n
+        """``(i k_axis)^n`` (complex, broadcastable to the spectral shape), computed once."""
+        if (axis, n) not in self._symbols:
+            k = (self.k_odd if n % 2 else self.k)[axis]
+            self._symbols[axis, n] = (1j * k) ** n
+        return self._symbols[axis, n]
 
     def partial(self, u: Tensor, axis: int, n: int = 1) -> Tensor:
         return self.symbol(axis, n) * u
@@ -109,13 +113,14 @@ class Spectral(Derivatives):
     """FFT derivatives of grid fields ``(*batch, n_1..n_d)`` on a periodic box.
 
     ``known`` maps fields (by identity) to their rfftn, so derivatives of the state cost one
-    inverse transform; other fields are transformed on first use and remembered.
+    inverse transform; other fields are transformed on first use and remembered. ``symbols``
+    reuses the symbols of an earlier provider on the same grid.
     """
 
     def __init__(self, shape: Sequence[int], lengths: Sequence[float], dtype: torch.dtype,
                  device: torch.device | str, known: Mapping[int, tuple[Tensor, Tensor]] | None
-                 = None):
-        self.symbols = Symbols(shape, lengths, dtype, device)
+                 = None, symbols: Symbols | None = None):
+        self.symbols = symbols or Symbols(shape, lengths, dtype, device)
         self.shape, self.ndim = self.symbols.shape, self.symbols.ndim
         self._hats: dict[int, tuple[Tensor, Tensor]] = dict(known or {})
 

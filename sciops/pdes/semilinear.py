@@ -46,6 +46,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
 
 from sciops import autodiff, integrators, spectral
 from sciops.derivatives import AXES, Derivatives, Pointwise, Spectral, Symbols, time_derivative
@@ -244,29 +246,40 @@ class SemilinearPDE(PDE):
         mask = spectral.dealias_mask(shape, dtype, device)
         names = list(self.fields)
 
-        def stack(out: Fields, like: Tensor) -> Tensor:
-            return torch.stack([torch.as_tensor(out.get(k, 0.0), dtype=like.dtype,
-                                                device=like.device).expand_as(like[:, 0])
-                                for k in names], dim=1)
+        def stack(out: Fields, batch: int) -> Tensor:
+            """Fields by name -> ``(batch, fields, *shape)`` (absent fields: 0)."""
+            return torch.stack([torch.as_tensor(out.get(k, 0.0), dtype=dtype, device=device)
+                                .expand(batch, *shape) for k in names], dim=1)
+
+        symbols = Symbols(shape, L, dtype, device)
+        has_n = type(self).nonlinear is not SemilinearPDE.nonlinear
+        read: list[int] = []
+        if has_n:
+            probe = {k: torch.zeros((1, *shape), dtype=dtype, device=device) for k in names}
+            d = Spectral(shape, L, dtype, device, {id(t): (t, spectral.rfft(t, self.ndim))
+                                                   for t in probe.values()}, symbols)
+            used = _fields_read(lambda u: self.nonlinear(u, d, params), probe)
+            read = [i for i, k in enumerate(names) if k in used]
 
         def nonlinear(u_hat: Tensor) -> Tensor:
             v_hat = u_hat * mask
-            v = spectral.irfft(v_hat, shape)
-            fields = {k: v[:, i] for i, k in enumerate(names)}
+            # grid values only of the fields N reads; the others enter through derivatives
+            v = spectral.irfft(v_hat[:, read], shape) if read else None
+            fields = {k: v[:, read.index(i)] if i in read else u_hat.new_empty(0)
+                      for i, k in enumerate(names)}
             known = {id(f): (f, v_hat[:, i]) for i, f in enumerate(fields.values())}
-            d = Spectral(shape, L, dtype, u_hat.device, known)
-            n = spectral.rfft(stack(self.nonlinear(fields, d, params), v), self.ndim) * mask
+            d = Spectral(shape, L, dtype, u_hat.device, known, symbols)
+            out = stack(self.nonlinear(fields, d, params), u_hat.shape[0])
+            n = spectral.rfft(out, self.ndim) * mask
             return n if perturb == 1.0 else perturb * n
 
-        has_n = type(self).nonlinear is not SemilinearPDE.nonlinear
         forcing = None
         x = spectral.grid(shape, L, dtype, device)
         coords = {a: x[i].reshape([-1 if j == i else 1 for j in range(self.ndim)])
                   for i, a in enumerate(self.axes)}
         f = self.forcing(coords, params)
         if f is not None:
-            zero = torch.zeros((1, len(names), *shape), dtype=dtype, device=device)
-            forcing = spectral.rfft(stack(f, zero), self.ndim)[0]
+            forcing = spectral.rfft(stack(f, 1), self.ndim)[0]
         symbol = self.symbol(params, device)
         if not has_n:
             symbol = perturb * symbol
@@ -339,6 +352,24 @@ class SemilinearPDE(PDE):
         force = self.forcing(x, params) or {}
         return torch.stack([u_t[k] - lin.get(k, 0.0) - non.get(k, 0.0) - force.get(k, 0.0)
                             for k in names], dim=stack_dim)
+
+
+def _fields_read(fn: Callable[[Fields], Any], fields: Fields) -> set[str]:
+    """Names of the ``fields`` whose values ``fn(fields)`` passes to a torch operation, as
+    opposed to only handing them to a derivative provider (which finds their transforms by
+    identity): the stepper skips the inverse transform of the others."""
+    ids = {id(t): k for k, t in fields.items()}
+    used: set[str] = set()
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            used.update(ids[id(a)] for a in tree_flatten((args, kwargs))[0] if id(a) in ids)
+            return func(*args, **kwargs)
+
+    with Watch():
+        fn(fields)
+    return used
 
 
 def register_dims(stem: str, dims: Sequence[int] = (1, 2, 3),
