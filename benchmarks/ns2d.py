@@ -15,7 +15,11 @@ Problem: unit torus, nu=1e-3, FNO forcing, the same GRF initial vorticity for ev
    ``scheme="ifrk4"`` (the default); from them the time to reach 1e-3 and 1e-5;
 3. equal_dt — peer and sciops ``scheme="fno"`` at the same step: time per step, difference;
 4. throughput — samples/s of the ``ns2d-fno-nu1e-3`` recipe, timed on one record interval
-   and extrapolated to the recipe's T=50, peak RSS measured in a fresh process.
+   and extrapolated to the recipe's T=50, peak RSS measured in a fresh process;
+5. schemes — float64 error-vs-time ladders of sciops' own schemes, ``etdrk4``, ``ifrk4`` and
+   ``fno``, each point the median of repeated runs taken in interleaved rounds, and the time
+   each needs to reach 1e-3 and 1e-5. Needs no peer: ``--sections schemes`` runs only this
+   section and updates the ``schemes`` entry of an existing results file.
 
 The peer builds its wavenumbers, Crank–Nicolson factors and output buffer in torch's default
 dtype. Runs of the peer therefore set the default dtype to the run's dtype, so a float64 run
@@ -29,8 +33,10 @@ import argparse
 import ast
 import concurrent.futures
 import contextlib
+import json
 import math
 import multiprocessing
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +77,8 @@ PEER_SCRIPT_DT = 1e-4
 DIVERGED_ERROR = 1.0
 # Short runs are repeated (best of up to 3) until this much wall time is spent, to cut noise.
 MIN_TIMED_SECONDS = 1.0
+# Section 5: runs shorter than REPEAT_BELOW_S seconds are timed ROUNDS times, interleaved.
+ROUNDS, REPEAT_BELOW_S = 9, 1.0
 
 
 # --- the peer ----------------------------------------------------------------------------------
@@ -261,6 +269,69 @@ def curves(peer: Callable, n: int, dtype: str, ref: Tensor) -> dict[str, Any]:
     return out
 
 
+def measure_interleaved(runs: dict[Any, Callable[[], Tensor]]
+                        ) -> dict[Any, tuple[Tensor | None, float, float]]:
+    """Result, median wall and median CPU seconds of each run: every run once, then those
+    under ``REPEAT_BELOW_S`` again in ``ROUNDS - 1`` rounds through all of them, so a change
+    in machine load hits every run alike. A ``SolverDiverged`` gives result None."""
+    out: dict[Any, tuple[Tensor | None, float, float]] = {}
+    times: dict[Any, tuple[list[float], list[float]]] = {}
+    for key, fn in runs.items():
+        try:
+            result, wall, cpu = timed(fn)
+        except SolverDiverged:
+            out[key] = None, math.nan, math.nan
+            continue
+        out[key] = result, wall, cpu
+        times[key] = [wall], [cpu]
+    again = [key for key, (walls, _) in times.items() if walls[0] < REPEAT_BELOW_S]
+    for _ in range(ROUNDS - 1):
+        for key in again:
+            _, wall, cpu = timed(runs[key])
+            times[key][0].append(wall)
+            times[key][1].append(cpu)
+    return {key: (out[key][0], *map(statistics.median, times[key])) if key in times else out[key]
+            for key in runs}
+
+
+def schemes(n: int, ref: Tensor) -> dict[str, Any]:
+    """float64 ladders of sciops ``etdrk4``, ``ifrk4`` and ``fno`` (the FNO generator's scheme)
+    and their CFL-step points; times to the targets and the ratios to ``fno``."""
+    w0, ladder = initial_vorticity(n), LADDERS[n]
+    names = {"sciops_etdrk4": "etdrk4", "sciops_ifrk4": "ifrk4", "sciops_fno": "fno"}
+    steps = {"sciops_etdrk4": ladder["ifrk4"], "sciops_ifrk4": ladder["ifrk4"],
+             "sciops_fno": ladder["fno"]["float64"]}
+
+    def runner(scheme: str, dt: float | None) -> Callable[[], Tensor]:
+        return lambda: run_sciops(w0, "float64", scheme=scheme, dt=dt)
+
+    for name, scheme in names.items():  # warm-up
+        runner(scheme, steps[name][0])()
+    runs = {(name, dt): runner(scheme, dt) for dt in sorted(
+        {dt for dts in steps.values() for dt in dts}, reverse=True)
+        for name, scheme in names.items() if dt in steps[name]}
+    runs.update({(f"sciops_{scheme}_cfl", None): runner(scheme, None)
+                 for scheme in ("etdrk4", "ifrk4")})
+    out: dict[str, Any] = {"points": {name: [] for name, _ in runs}, "targets": {}}
+    for (name, dt), measured in measure_interleaved(runs).items():
+        n_steps = None if dt is None else round(T_FINAL / dt)
+        out["points"][name].append(point(dt, n_steps, *measured, ref))
+    orders = {"sciops_fno": 1.0, "sciops_ifrk4": 4.0, "sciops_etdrk4": 4.0,
+              "sciops_ifrk4_cfl": 4.0, "sciops_etdrk4_cfl": 4.0}
+    for clock in ("wall", "cpu"):
+        table: dict[str, Any] = {}
+        for target in TARGETS:
+            row = {name: time_to_target(pts, target, clock, orders[name])
+                   for name, pts in out["points"].items()}
+            fno_t = row["sciops_fno"]["time_s"]
+            for name in ("sciops_etdrk4", "sciops_ifrk4"):
+                t = row[name]["time_s"]
+                row[f"ratio_fno_over_{name}"] = fno_t / t if fno_t and t else None
+            table[f"{target:g}"] = row
+        out["targets"][clock] = table
+    return out
+
+
 def equal_dt(peer: Callable, n: int, dtype: str) -> dict[str, Any]:
     """Peer vs sciops ``scheme="fno"`` at the same step ``EQUAL_DT`` over ``EQUAL_T``."""
     w0, tdt = initial_vorticity(n), DTYPES[dtype]
@@ -394,6 +465,22 @@ def print_report(results: dict[str, Any]) -> None:
           f"({th['ratio_sciops_over_peer'][other]:.3g}x)")
 
 
+def print_schemes(results: dict[str, Any]) -> None:
+    clock = results["settings"]["headline_clock"]
+    for key, cur in results["schemes"].items():
+        rows = cur["targets"][clock]
+        print(f"\n== schemes {key}: {clock} time to reach rel. L2 error at T=1 (median of "
+              "interleaved repeats; i=interpolated, m=cheapest measured point, "
+              "EXTRAP=extrapolated) ==")
+        print(f"{'solver':<20}" + "".join(f"{'<= ' + t:>24}" for t in rows))
+        for name in cur["points"]:
+            print(f"{name:<20}" + "".join(f"{_fmt_time(rows[t][name]):>24}" for t in rows))
+        for name in ("sciops_etdrk4", "sciops_ifrk4"):
+            cells = [rows[t][f"ratio_fno_over_{name}"] for t in rows]
+            print(f"{'fno/' + name[7:]:<20}"
+                  + "".join(f"{'-' if r is None else f'{r:.3g}x':>24}" for r in cells))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--peer", type=Path, default=REPO / "third_party/fno_ns/ns_2d.py",
@@ -402,7 +489,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resolutions", type=int, nargs="+", default=[256, 64],
                     choices=sorted(LADDERS))
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/ns2d.json")
+    ap.add_argument("--sections", choices=("all", "schemes"), default="all",
+                    help="'schemes': only section 5, written into the existing --out file")
     args = ap.parse_args(argv)
+    if args.sections == "schemes":
+        return main_schemes(args)
     if not args.peer.is_file():
         print(f"peer file {args.peer} not found: copy neuraloperator's "
               "data_generation/navier_stokes/ns_2d.py there (see benchmarks/README.md)",
@@ -429,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             "peer_constants_dtype": "torch default dtype set to the run dtype (see docstring)",
             "ladders": {str(n): LADDERS[n] for n in args.resolutions},
         },
-        "reference": {}, "curves": {}, "equal_dt": {},
+        "reference": {}, "curves": {}, "equal_dt": {}, "schemes": {},
     }
     for n in args.resolutions:
         ref = reference(n)
@@ -437,12 +528,38 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in DTYPES:
             results["curves"][f"{n}-{dtype}"] = curves(peer, n, dtype, ref["field"])
             results["equal_dt"][f"{n}-{dtype}"] = equal_dt(peer, n, dtype)
+        results["schemes"][f"{n}-float64"] = schemes(n, ref["field"])
         write_json(args.out, results)  # partial results survive an interruption
     results["throughput"] = throughput(args.peer, args.threads)
     results["total_wall_s"] = time.perf_counter() - start
     write_json(args.out, results)
     print_report(results)
+    print_schemes(results)
     print(f"\nwrote {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
+    return 0
+
+
+def main_schemes(args: argparse.Namespace) -> int:
+    """Section 5 alone: ``schemes`` and its run's ``schemes_run`` (machine, time) replaced in
+    ``args.out``, every other entry kept."""
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results.setdefault("settings", {})["headline_clock"] = "cpu" if args.threads == 1 else "wall"
+    results["schemes"] = {}
+    results["schemes_run"] = {"machine": machine_info(), "threads": args.threads,
+                              "timing": f"median of {ROUNDS} interleaved rounds for runs "
+                                        f"under {REPEAT_BELOW_S:g} s, else one run"}
+    for n in args.resolutions:
+        ref = reference(n)
+        results["schemes"][f"{n}-float64"] = {
+            **schemes(n, ref["field"]),
+            "reference": {k: v for k, v in ref.items() if k != "field"}}
+        write_json(args.out, results)  # partial results survive an interruption
+    results["schemes_run"]["total_wall_s"] = time.perf_counter() - start
+    write_json(args.out, results)
+    print_schemes(results)
+    print(f"\nwrote {args.out}")
     return 0
 
 

@@ -34,37 +34,27 @@ unfiltered DNS's ``energy_dns``, ``dissipation_dns``.
 
 Numerics: pseudo-spectral, rotational form, 2/3-rule dealiasing of the nonlinear and model
 terms, Leray projection; viscosity is integrated exactly by an integrating factor and the
-rest by classical RK4 (IFRK4). The semi-discrete scheme conserves energy in the nonlinear
-term exactly, so ``dE/dt = -dissipation`` holds up to the time-stepping error. ``dt=None``
-chooses each step as ``cfl * min(dx / sum_i max|u_i|, dx² / (6 max nu_t))``, shortened so that
-records are hit exactly; every sample of a batch takes the same steps.
+rest by classical RK4 (the ``ifrk4`` of :mod:`sciops.integrators`). The semi-discrete scheme
+conserves energy in the nonlinear term exactly, so ``dE/dt = -dissipation`` holds up to the
+time-stepping error. ``dt=None`` takes CFL steps ``h`` with ``h * max(sum_i max|u_i| / dx,
+6 max nu_t / dx²) <= cfl``, shortened so that records are hit exactly; every sample of a
+batch takes the same steps.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from sciops import autodiff, spectral
-from sciops.pdes.base import (
-    PDE,
-    Domain,
-    Params,
-    SolverDiverged,
-    Variable,
-    dirichlet,
-    param,
-    register,
-)
+from sciops import autodiff, integrators, spectral
+from sciops.pdes.base import PDE, Domain, Params, Variable, dirichlet, param, register
 
 _BOX = (2 * math.pi,) * 3
-# A velocity this many times the initial maximum counts as a blow-up.
-_BLOWUP_FACTOR = 1e3
 # Symmetric-tensor storage order (xx, yy, zz, xy, xz, yz) and its 3x3 index map.
 _SYM = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 _SYM_INDEX = ((0, 3, 4), (3, 1, 5), (4, 5, 2))
@@ -159,10 +149,6 @@ class _Operators:
         weight[0] = weight[-1] = 1.0
         self.weight = weight * self.mask
         self.shell = torch.sqrt(self.k2).round().long().clamp(max=n_shells(n) - 1)
-
-    def decay(self, dt: float) -> Tensor:
-        """Viscous integrating factor ``exp(-nu |k|² dt)`` (complex, for in-place products)."""
-        return torch.exp(-self.nu * dt * self.k2).to(self.mask_c.dtype)
 
     def physical(self, u_hat: Tensor) -> Tensor:
         return spectral.irfft(u_hat, self.shape)
@@ -295,21 +281,6 @@ def diagnostics(ops: _Operators, u_hat: Tensor) -> dict[str, Tensor]:
     return out
 
 
-def _ifrk4_step(g: Callable[[Tensor], Tensor], u: Tensor, g_u: Tensor, dt: float, e1: Tensor,
-                e2: Tensor) -> Tensor:
-    """Integrating-factor RK4 for ``u' = L u + g(u)`` with ``e1 = exp(L dt)``, ``e2 = exp(L dt/2)``;
-    ``g_u = g(u)`` is passed in because the adaptive step needs it before choosing ``dt``.
-    In-place updates of fresh temporaries: allocation dominates these bandwidth-bound sums."""
-    k1 = g_u * dt
-    k2 = g(torch.add(u, k1, alpha=0.5).mul_(e2)).mul_(dt)
-    eu = u * e2
-    k3 = g(torch.add(eu, k2, alpha=0.5)).mul_(dt)
-    k4 = g(eu.mul_(e2).addcmul_(k3, e2)).mul_(dt)  # e2² = e1
-    out = torch.add(u, k1, alpha=1.0 / 6.0).mul_(e1)
-    out.addcmul_(k2.add_(k3), e2, value=1.0 / 3.0)
-    return out.add_(k4, alpha=1.0 / 6.0)
-
-
 def truncate(u_hat: Tensor, n_in: int, n_out: int) -> Tensor:
     """Sharp spectral filter of an ``n_in³`` rfft field onto the cube ``|m_i| <= floor(n_out/3)``,
     returned on the ``n_out³`` rfft layout with the unnormalized-FFT scaling of that grid.
@@ -325,46 +296,36 @@ def truncate(u_hat: Tensor, n_in: int, n_out: int) -> Tensor:
     return out * (n_out / n_in) ** 3
 
 
-def _check_finite(speed: Tensor, limit: float, where: str) -> None:
-    bad = (~torch.isfinite(speed)) | (speed > limit)
-    if bool(bad.any()):
-        raise SolverDiverged(f"les3d diverged {where} (sum_i max|u_i| > {limit:.3g} or NaN); "
-                             f"reduce dt/cfl or raise resolution",
-                             torch.nonzero(bad).flatten().tolist())
+def ode(ops: _Operators) -> integrators.SemilinearODE:
+    """``du_hat/dt = -nu |k|² u_hat + N(u_hat)`` with ``N`` the projected, dealiased
+    :func:`tendency`, on spectral states ``(B, 3, n, n, n//2+1)``; CFL rate
+    ``max(sum_i max|u_i| / dx, 6 max nu_t / dx²)`` (1/time), reused from ``N`` of the same
+    state; blow-up watched on ``max |u_hat| / n³`` (length/time)."""
+    last: dict[str, Tensor] = {}
+
+    def nonlinear(u_hat: Tensor) -> Tensor:
+        f_hat, last["speed"], last["nu_t"] = tendency(ops, u_hat)
+        last["state"] = u_hat
+        return f_hat
+
+    def rate(u_hat: Tensor) -> Tensor:
+        if last.get("state") is not u_hat:
+            nonlinear(u_hat)
+        return torch.maximum(last["speed"] / ops.dx, 6.0 * last["nu_t"] / ops.dx**2)
+
+    def size(u_hat: Tensor) -> Tensor:
+        return u_hat.abs().flatten(1).amax(1) / ops.n**3
+
+    return integrators.SemilinearODE(-ops.nu * ops.k2, nonlinear, rate=rate, size=size)
 
 
-def trajectory(ops: _Operators, u_hat: Tensor, times: np.ndarray, *, dt: float | None,
+def trajectory(ops: _Operators, u_hat: Tensor, times: Sequence[float], *, dt: float | None,
                cfl: float) -> Iterator[Tensor]:
     """Yield the state ``u_hat`` (B, 3, spectral) at each of ``times``, starting with the
-    given state at ``times[0]``; raises :class:`SolverDiverged` on blow-up."""
-    def g(x: Tensor) -> Tensor:
-        return tendency(ops, x)[0]
-
-    yield u_hat
-    last_step, e1, e2 = None, None, None
-    limit = _BLOWUP_FACTOR * (float(_max_speed(ops.physical(u_hat)).max()) + 1.0)
-    for j in range(1, len(times)):
-        left = float(times[j] - times[j - 1])
-        fixed = None if dt is None else max(1, math.ceil(left / dt - 1e-9))
-        while True:
-            g_u, speed, nu_t = tendency(ops, u_hat)
-            _check_finite(speed, limit, f"before t={times[j]:g}")
-            if fixed is None:
-                rate = max(float(speed.max()) / ops.dx, 6.0 * float(nu_t.max()) / ops.dx**2)
-                n_left = max(1, math.ceil(left * rate / cfl - 1e-9))
-            else:
-                n_left = fixed
-            step = left / n_left
-            if step != last_step:
-                e1, e2 = ops.decay(step), ops.decay(0.5 * step)
-                last_step = step
-            u_hat = _ifrk4_step(g, u_hat, g_u, step, e1, e2)
-            if n_left == 1:
-                break
-            left -= step
-            fixed = None if fixed is None else fixed - 1
-        _check_finite(_max_speed(ops.physical(u_hat)), limit, f"at t={times[j]:g}")
-        yield u_hat
+    given state at ``times[0]``, by :func:`sciops.integrators.trajectory` with ``ifrk4``;
+    raises :class:`~sciops.pdes.base.SolverDiverged` on blow-up."""
+    return integrators.trajectory(ode(ops), u_hat, times, method="ifrk4", dt=dt, cfl=cfl,
+                                  name="les3d")
 
 
 def taylor_green(n: int, dtype: torch.dtype = torch.float64) -> Tensor:
