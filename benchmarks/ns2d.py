@@ -255,18 +255,28 @@ def curves(peer: Callable, n: int, dtype: str, ref: Tensor) -> dict[str, Any]:
     out["points"]["sciops_ifrk4_cfl"] = [
         point(None, None, *measure(lambda: run_sciops(w0, dtype, scheme="ifrk4")), ref)]
     orders = {"peer": 1.0, "sciops_fno": 1.0, "sciops_ifrk4": 4.0, "sciops_ifrk4_cfl": 4.0}
+    out["targets"] = target_table(out["points"], orders, ("peer", "peer"),
+                                  ("sciops_ifrk4", "sciops_fno"))
+    return out
+
+
+def target_table(points: dict[str, list], orders: dict[str, float], base: tuple[str, str],
+                 others: tuple[str, ...]) -> dict[str, Any]:
+    """Per clock and target: each solver's time to the target and the ratios of the time of
+    ``base = (name, label)`` to the others' (``ratio_<label>_over_<name>``)."""
+    tables: dict[str, Any] = {}
     for clock in ("wall", "cpu"):
         table: dict[str, Any] = {}
         for target in TARGETS:
             row = {name: time_to_target(pts, target, clock, orders[name])
-                   for name, pts in out["points"].items()}
-            peer_t = row["peer"]["time_s"]
-            for name in ("sciops_ifrk4", "sciops_fno"):
+                   for name, pts in points.items()}
+            base_t = row[base[0]]["time_s"]
+            for name in others:
                 t = row[name]["time_s"]
-                row[f"ratio_peer_over_{name}"] = peer_t / t if peer_t and t else None
+                row[f"ratio_{base[1]}_over_{name}"] = base_t / t if base_t and t else None
             table[f"{target:g}"] = row
-        out["targets"][clock] = table
-    return out
+        tables[clock] = table
+    return tables
 
 
 def measure_interleaved(runs: dict[Any, Callable[[], Tensor]]
@@ -318,17 +328,8 @@ def schemes(n: int, ref: Tensor) -> dict[str, Any]:
         out["points"][name].append(point(dt, n_steps, *measured, ref))
     orders = {"sciops_fno": 1.0, "sciops_ifrk4": 4.0, "sciops_etdrk4": 4.0,
               "sciops_ifrk4_cfl": 4.0, "sciops_etdrk4_cfl": 4.0}
-    for clock in ("wall", "cpu"):
-        table: dict[str, Any] = {}
-        for target in TARGETS:
-            row = {name: time_to_target(pts, target, clock, orders[name])
-                   for name, pts in out["points"].items()}
-            fno_t = row["sciops_fno"]["time_s"]
-            for name in ("sciops_etdrk4", "sciops_ifrk4"):
-                t = row[name]["time_s"]
-                row[f"ratio_fno_over_{name}"] = fno_t / t if fno_t and t else None
-            table[f"{target:g}"] = row
-        out["targets"][clock] = table
+    out["targets"] = target_table(out["points"], orders, ("sciops_fno", "fno"),
+                                  ("sciops_etdrk4", "sciops_ifrk4"))
     return out
 
 
