@@ -478,12 +478,30 @@ def energy_spectrum(
     return xr.DataArray(out, dims=[*batch, *time, "k"], coords=coords, name="energy_spectrum")
 
 
+def nonfinite(metrics: xr.Dataset) -> xr.DataArray:
+    """Per sample (every batch position, channels folded): True where any scalar metric is
+    NaN or inf (a non-finite prediction, or a zero or non-finite target)."""
+    bad = None
+    for v in metrics.data_vars.values():
+        if "time" in v.dims or "k" in v.dims:
+            continue
+        b = ~np.isfinite(v)
+        b = b.any("channel") if "channel" in b.dims else b
+        bad = b if bad is None else bad | b
+    return bad if bad is not None else xr.DataArray(False)
+
+
 def summarize(metrics: xr.Dataset) -> dict[str, float]:
     """One number per scalar metric: the mean over samples (and channels), the max for
-    ``max_error``. Time-resolved and spectral variables are left out."""
-    out = {}
+    ``max_error``. Time-resolved and spectral variables are left out.
+
+    A non-finite sample is never skipped: it makes the means (and ``max_error``) NaN or inf,
+    and ``nonfinite_samples`` counts the samples with any non-finite scalar metric."""
+    out: dict[str, float] = {}
     for name, v in metrics.data_vars.items():
         if "time" in v.dims or "k" in v.dims:
             continue
-        out[str(name)] = float(v.max() if name == "max_error" else v.mean())
+        out[str(name)] = float(v.max(skipna=False) if name == "max_error"
+                               else v.mean(skipna=False))
+    out["nonfinite_samples"] = int(nonfinite(metrics).sum())
     return out

@@ -9,8 +9,15 @@ the position inside the epoch, so a stopped-and-resumed run ends bitwise equal t
 uninterrupted one (CPU). Under ``torchrun`` the global batch is split over the ranks and
 gradients are averaged by DDP, so N ranks with batch b equal one process with batch N·b.
 
-Run directory: ``config.json``, ``metrics.jsonl`` (one JSON line per evaluation),
-``last.pt`` and ``best.pt`` (see :mod:`sciops.train.checkpoint`).
+Run directory: ``config.json``, ``metrics.jsonl`` (one JSON line per evaluation; a
+non-finite number is written as ``null``), ``last.pt`` and ``best.pt`` (see
+:mod:`sciops.train.checkpoint`).
+
+A non-finite training loss (NaN or inf: non-finite data, a learning rate that is too high)
+stops the run with a :class:`~sciops.errors.SciopsError` naming the epoch and step, before
+the step is taken, on every DDP rank at once (a finiteness flag is max-reduced over the
+ranks before ``backward``). Weights are checked before every save, so ``last.pt`` and
+``best.pt`` keep the last good state and never hold non-finite weights.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
@@ -126,7 +134,7 @@ class Trainer:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
             raise SciopsError(f"checkpoint does not match model {self.cfg.model['name']}: "
-                              f"{str(e).splitlines()[0]}") from None
+                              f"{(str(e).splitlines() or [type(e).__name__])[0]}") from None
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         for k, m in self.task.state_modules().items():
@@ -135,14 +143,60 @@ class Trainer:
         self.epoch, self.step = state["epoch"], state["step"]
         self.step_in_epoch, self.best = state["step_in_epoch"], state["best"]
 
-    def _save(self, name: str) -> None:
+    def _any_rank(self, bad: bool | Tensor) -> bool:
+        """True on every rank if ``bad`` holds on any rank (one all-reduce under DDP)."""
+        if self.ctx.world == 1:
+            return bool(bad)
+        flag = torch.as_tensor(bad, dtype=torch.float32, device=self.ctx.device).reshape(1)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _saved(self) -> str:
+        have = [n for n in ("last.pt", "best.pt") if (self.run_dir / n).is_file()]
+        if not have:
+            return "no checkpoint was written"
+        return (f"{' and '.join(have)} in {self.run_dir} "
+                f"{'keep' if len(have) > 1 else 'keeps'} the last good state")
+
+    def _diverged(self, what: str, batch: tuple[Tensor, ...] | None = None, *,
+                  taken: bool = False) -> SciopsError:
+        """The error for a non-finite training quantity ``what``, naming the step (the next
+        one, or the one just ``taken``) and the likely cause."""
+        tc = self.cfg.train
+        step, in_epoch = (self.step, self.step_in_epoch) if taken else \
+            (self.step + 1, self.step_in_epoch + 1)
+        epoch = self.epoch + (0 if taken and in_epoch == 0 else 1)
+        where = f"epoch {epoch}, step {step}"
+        if in_epoch:
+            where += f" (step {in_epoch} of {self.steps_per_epoch} in the epoch)"
+        modules = self.task.state_modules().values()
+        if batch is not None and not all(bool(torch.isfinite(t).all()) for t in batch
+                                         if t.is_floating_point()):
+            cause = "this batch holds non-finite values: the dataset has NaN/inf"
+        elif not all(bool(torch.isfinite(b).all()) for m in modules for b in m.buffers()
+                     if b.is_floating_point()):
+            cause = ("the normalization statistics are non-finite: the training data "
+                     "hold NaN/inf")
+        else:
+            cause = (f"likely causes: non-finite data, or train.lr={tc.lr:g} too high "
+                     f"(lower it, or set train.grad_clip)")
+        return SciopsError(f"training {what} at {where}; {cause}; stopped, {self._saved()}")
+
+    def _save(self, name: str, *, collective: bool = True) -> None:
+        """Save ``name`` on the main rank, unless a weight is non-finite (then raise on every
+        rank; ``collective=False`` when only the main rank calls this)."""
+        bad = not all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if self._any_rank(bad) if collective else bad:
+            raise self._diverged("weights are not finite", taken=True)
         if self.ctx.main:
             checkpoint.save(self.run_dir / name, self.state())
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.ctx.main:
+            clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                     for k, v in record.items()}
             with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(clean, allow_nan=False) + "\n")
 
     def evaluate(self) -> float:
         """The task's test error for the current weights."""
@@ -164,6 +218,7 @@ class Trainer:
             log = self.run_dir / "metrics.jsonl"
             if log.is_file() and log.read_text().strip():
                 last = json.loads(log.read_text().strip().splitlines()[-1])
+                last = {k: math.nan if v is None else v for k, v in last.items()}
         else:
             if self.ctx.main:
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -179,6 +234,12 @@ class Trainer:
             running, seen, stop = 0.0, 0, False
             for batch in self._batches(self.epoch, self.step_in_epoch):
                 loss = self.task.loss(self.ddp, batch)
+                value = float(loss.detach())
+                if self._any_rank(not math.isfinite(value)):
+                    bar.close()
+                    raise self._diverged(f"loss is not finite ({value:.4g})" if not
+                                         math.isfinite(value) else
+                                         "loss is not finite on another DDP rank", batch)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if tc.grad_clip > 0:
@@ -187,10 +248,10 @@ class Trainer:
                 self.sched.step()
                 self.step += 1
                 self.step_in_epoch += 1
-                running += float(loss.detach())
+                running += value
                 seen += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+                bar.set_postfix(loss=f"{value:.4g}")
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
                     self._save("last.pt")
                 stop = (max_steps is not None and self.step >= max_steps) or \
@@ -209,7 +270,7 @@ class Trainer:
                     last["test_rel_l2"] = self.evaluate() if self.ctx.main else math.nan
                     if self.ctx.main and last["test_rel_l2"] < self.best:
                         self.best = last["test_rel_l2"]
-                        self._save("best.pt")
+                        self._save("best.pt", collective=False)
                 self._log(last)
             self._save("last.pt")
             self.ctx.barrier()
