@@ -74,19 +74,32 @@ def cmd_info(args: argparse.Namespace) -> int:
     r = m["recipe"]
     done = sum(store.shard_record(root, j) is not None for j in range(m["n_shards"]))
     print(f"dataset   {root}")
-    print(f"recipe    {r['name']} (pde {r['pde']}, seed {r['seed']}, sciops {m['sciops_version']})")
-    print(f"samples   {r['samples']} in {m['n_shards']} shard(s), {done} complete")
-    print("params    " + ", ".join(f"{k}={v}" for k, v in r["params"].items()))
+    print(f"recipe    {r.get('name')} (pde {r.get('pde')}, seed {r.get('seed')}, "
+          f"sciops {m.get('sciops_version')})")
+    print(f"samples   {r.get('samples')} in {m['n_shards']} shard(s), {done} complete")
+    params = r.get("params") if isinstance(r.get("params"), dict) else {}
+    print("params    " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    unreadable = None
     if done:
-        ds = store.open_dataset(root, allow_partial=True)
-        for name, var in ds.data_vars.items():
-            dims = ", ".join(f"{d}={n}" for d, n in zip(var.dims, var.shape))
-            print(f"variable  {name} ({dims}) {var.dtype} [{var.attrs.get('units', '')}]")
+        try:  # metadata only: hashing every shard is what --verify is for
+            ds = store.open_dataset(root, allow_partial=True, check=False)
+        except SciopsError as e:
+            if not args.verify:
+                raise
+            unreadable = str(e)
+        else:
+            for name, var in ds.data_vars.items():
+                dims = ", ".join(f"{d}={n}" for d, n in zip(var.dims, var.shape))
+                print(f"variable  {name} ({dims}) {var.dtype} [{var.attrs.get('units', '')}]")
     if args.verify:
         problems = store.verify(root)
+        if unreadable and not problems:
+            problems = [unreadable]
         for p in problems:
             print(f"verify    FAIL {p}")
         if problems:
+            print("verify    to repair: delete the failing shard files and rerun the same "
+                  "`sciops generate` command (it regenerates missing shards)")
             return 1
         print(f"verify    OK: {m['n_shards']} shard(s) match their sha256")
     return 0

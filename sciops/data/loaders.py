@@ -34,29 +34,42 @@ class ShardedSamples(Dataset):
     def __init__(self, path: str | os.PathLike, variables: Sequence[str] | None = None,
                  dtype: torch.dtype | None = torch.float32):
         self.root = Path(path)
-        self.paths = store.shard_paths(self.root)
-        self.starts, self.sizes = [], []
-        with h5py.File(self.paths[0], "r") as f:
-            stored = [k for k, v in f.items()
-                      if isinstance(v, h5py.Dataset) and v.ndim > 1 and k != "sample"]
-        for p in self.paths:
-            with h5py.File(p, "r") as f:
-                s = f["sample"][()]
-                self.starts.append(int(s[0]))
-                self.sizes.append(len(s))
+        # hash-checked against the manifest (cached per process), ordered by its sample ranges
+        shards = store.shards(self.root)
+        self.paths = [s.path for s in shards]
+        self.starts = [s.start for s in shards]
+        self.sizes = [s.stop - s.start for s in shards]
+        for s in shards:
+            with self._open(s.path) as f:
+                if "sample" not in f:
+                    raise store.unreadable(s.path, KeyError("no 'sample' coordinate"))
+                store._check_samples(s.path, {"samples": [s.start, s.stop]}, f["sample"][()])
+                if s.path == self.paths[0]:
+                    stored = [k for k, v in f.items()
+                              if isinstance(v, h5py.Dataset) and v.ndim > 1 and k != "sample"]
         self.variables = list(variables) if variables is not None else stored
         _check(self.root, self.variables, stored)
-        with xr.open_dataset(self.paths[0], engine="h5netcdf") as ds:
-            self.dims = {n: ds[n].dims for n in self.variables}
+        try:
+            with xr.open_dataset(self.paths[0], engine="h5netcdf") as ds:
+                self.dims = {n: ds[n].dims for n in self.variables}
+        except (OSError, ValueError, KeyError) as e:
+            raise store.unreadable(self.paths[0], e) from None
         self.dtype = dtype
         self._files: dict[int, h5py.File] = {}
+
+    @staticmethod
+    def _open(path: Path) -> h5py.File:
+        try:
+            return h5py.File(path, "r")
+        except (OSError, ValueError) as e:
+            raise store.unreadable(path, e) from None
 
     def __len__(self) -> int:
         return sum(self.sizes)
 
     def _file(self, j: int) -> h5py.File:
         if j not in self._files:
-            self._files[j] = h5py.File(self.paths[j], "r")
+            self._files[j] = self._open(self.paths[j])
         return self._files[j]
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
