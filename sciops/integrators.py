@@ -36,6 +36,9 @@ __all__ = ["METHODS", "ORDER", "SemilinearODE", "phi", "stepper", "trajectory"]
 ORDER = {"etdrk1": 1, "etdrk2": 2, "etdrk3": 3, "etdrk4": 4, "ifrk4": 4, "cn": 1}
 METHODS = tuple(ORDER)
 
+# Steps allowed per record interval by :func:`trajectory` (beyond: refused, not run for days).
+MAX_STEPS = 1_000_000
+
 # Terms of the Taylor series of phi_k used for |z| < 1: truncation below 1/20! ~ 4e-19.
 _SERIES_TERMS = 20
 
@@ -224,7 +227,9 @@ def _ifrk4(ode: SemilinearODE, dt: float, e1: Tensor, e2: Tensor, like: Tensor) 
 def trajectory(ode: SemilinearODE, u: Tensor, times: Sequence[float], *, method: str,
                dt: float | None = None, cfl: float | None = None, burn_in: float = 0.0,
                blowup: float = 1e4, name: str = "solver",
-               callback: Callable[[float], None] | None = None) -> Iterator[Tensor]:
+               callback: Callable[[float], None] | None = None,
+               cfl_max: float | None = None, max_steps: int = MAX_STEPS,
+               hint: str = "") -> Iterator[Tensor]:
     """Yield the state at each of ``times`` (increasing, ``times[0]`` first).
 
     The given ``u`` is the state at ``times[0] - burn_in``. Each interval between records
@@ -236,6 +241,17 @@ def trajectory(ode: SemilinearODE, u: Tensor, times: Sequence[float], *, method:
     exceeds ``blowup`` times its start (plus 1) raises
     :class:`~sciops.pdes.base.SolverDiverged` naming the batch-local samples.
     ``callback(fraction)`` reports progress in simulated time.
+
+    Stability and cost guards, each raising :class:`~sciops.pdes.base.SolverDiverged` naming
+    the samples (``hint``, e.g. which parameters to change, ends the too-fast message):
+
+    * with a fixed ``dt``, ``cfl_max`` and ``ode.rate``: the CFL number ``rate(u) * h`` is
+      checked at every record (the states the intervals start from, and the last one); above
+      ``cfl_max`` the run stops and the message gives the largest acceptable ``dt``;
+    * no record interval may take more than ``max_steps`` steps (fixed: ``span / dt``;
+      adaptive: ``span * rate(u) / cfl`` when the step is chosen), so a too small ``dt`` or a
+      too fast solution is refused instead of running for days; a non-finite ``rate`` is a
+      blow-up.
     """
     from sciops.pdes.base import SolverDiverged
 
@@ -254,6 +270,27 @@ def trajectory(ode: SemilinearODE, u: Tensor, times: Sequence[float], *, method:
         cache[h] = stepper(ode, method, h, u)
         return cache[h]
 
+    tail = f"; {hint}" if hint else ""
+
+    def check_cfl(state: Tensor, h: float, t: float) -> None:
+        """Fixed steps: the CFL number ``rate * h`` of ``state`` (right after ``N(state)``)."""
+        rate = ode.rate(state)
+        number = rate * h
+        bad = ~torch.isfinite(number) | (number > cfl_max)
+        if bool(bad.any()):
+            top = float(rate[torch.isfinite(rate)].max()) if bool(
+                torch.isfinite(rate).any()) else math.inf
+            raise SolverDiverged(
+                f"{name}: fixed dt={h:.3g} breaks the CFL limit at t={t:g}: CFL number "
+                f"{float(number[bad].max()):.3g} > {cfl_max:g}; use dt <= "
+                f"{cfl_max / top:.3g} (or dt=None for CFL-adaptive steps)",
+                torch.nonzero(bad).flatten().tolist())
+
+    def too_many(span: float, steps: float, what: str, samples: list[int]) -> SolverDiverged:
+        return SolverDiverged(
+            f"{name}: the record interval {span:.3g} would take {steps:.3g} steps (limit "
+            f"{max_steps:.0e}) of {what}", samples)
+
     def check(state: Tensor, t: float) -> None:
         size = ode.magnitude(state)
         bad = ~torch.isfinite(size) | (size > limit)
@@ -268,16 +305,34 @@ def trajectory(ode: SemilinearODE, u: Tensor, times: Sequence[float], *, method:
     done = 0.0
     if burn_in <= 0:
         yield u
-    for span, t_end in segments:
+    check_fixed = dt is not None and cfl_max is not None and ode.rate is not None
+    batch = list(range(u.shape[0])) if u.ndim else [0]
+    t_start = float(times[0]) - burn_in
+    for index, (span, t_end) in enumerate(segments):
         left, h, n_left = span, 0.0, 0
         if dt is not None:
+            if span / dt > max_steps:
+                raise too_many(span, span / dt, f"dt={dt:.3g}; raise dt", batch)
             n_left = max(1, math.ceil(span / dt - 1e-9))
             h = span / n_left
+        first = True
         while True:
             n_u = ode.tendency(u)
+            if check_fixed and first:
+                check_cfl(u, h, t_start)
+            first = False
             if dt is None:  # keep the step while it satisfies the CFL bound
-                rate = float(ode.rate(u).max())
+                rates = ode.rate(u)
+                rate = float(rates.max())
+                if not math.isfinite(rate):
+                    check(u, t_end)  # names the blown-up samples
+                    raise SolverDiverged(f"{name} diverged before t={t_end:g} (CFL rate "
+                                         f"{rate})", batch)
                 if n_left == 0 or rate * h > cfl:
+                    if left * rate / cfl > max_steps:
+                        bad = (left * rates / cfl > max_steps).nonzero().flatten().tolist()
+                        raise too_many(span, left * rate / cfl,
+                                       f"cfl={cfl:g} / rate {rate:.3g} (too fast){tail}", bad)
                     n_left = max(1, math.ceil(left * rate / cfl - 1e-9)) if rate > 0 else 1
                     h = left / n_left
             u = step_fn(h)(u, n_u)
@@ -286,6 +341,10 @@ def trajectory(ode: SemilinearODE, u: Tensor, times: Sequence[float], *, method:
             if n_left == 0:
                 break
         check(u, t_end)
+        t_start = t_end
+        if check_fixed and index == len(segments) - 1:
+            ode.tendency(u)  # rate() is called right after N of the same state
+            check_cfl(u, h, t_end)
         done += span
         if callback is not None:
             callback(done / total)

@@ -183,6 +183,29 @@ def _solve_batch(pde: pdes.PDE, recipe: Recipe, b0: int, b1: int, device: torch.
     except pdes.SolverDiverged as e:
         ids = [b0 + s for s in e.samples] or list(range(b0, b1))
         raise SciopsError(f"{recipe.name}: sample(s) {ids} diverged: {e}") from None
+    except (OverflowError, FloatingPointError, ZeroDivisionError) as e:
+        raise SciopsError(f"{recipe.name}: sample(s) {b0}..{b1 - 1}: numerical failure in "
+                          f"the {recipe.pde} solver ({type(e).__name__}: {e}); check the "
+                          f"parameters' magnitudes") from None
     bar.n = start + size
     bar.refresh()
-    return {k: v.detach().cpu().numpy() for k, v in outputs.items()}
+    arrays = {k: v.detach().cpu().numpy() for k, v in outputs.items()}
+    check_finite(recipe.name, arrays, b0)
+    return arrays
+
+
+def check_finite(name: str, arrays: dict[str, np.ndarray], first: int = 0) -> None:
+    """Refuse solver output holding NaN or Inf before anything is written: a SciopsError
+    naming the recipe, the first such variable and the global indices of its bad samples
+    (``first`` is the global index of row 0). Applies to every PDE, plug-ins included."""
+    for key, a in arrays.items():
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating)):
+            continue
+        finite = np.isfinite(a).reshape(len(a), -1).all(axis=1) if a.ndim else np.isfinite(a)
+        if not np.all(finite):
+            ids = (first + np.flatnonzero(~finite)).tolist() if a.ndim else [first]
+            shown = ids if len(ids) <= 20 else ids[:20] + ["..."]
+            raise SciopsError(
+                f"{name}: solver output {key!r} is non-finite (NaN/Inf) for sample(s) "
+                f"{shown}; nothing of this shard was written and the dataset is not complete "
+                f"- check the PDE parameters (or reduce dt)")

@@ -40,6 +40,13 @@ from sciops import autodiff, integrators, spectral
 from sciops.pdes.base import PDE, Domain, Params, Variable, dirichlet, param, register
 
 # The integrator method of each scheme (the FNO generator's scheme is IMEX Crank–Nicolson).
+# Largest CFL number max(|u|, |v|) dt / dx accepted with a fixed dt (checked at each record):
+# the upper end of the adaptive ``cfl`` range. The advection term is explicit in every scheme;
+# RK4's stability interval on the imaginary axis (2.83) over the largest dealiased advection
+# eigenvalue (~ (2/3) pi CFL per axis) puts its limit near 1.4 for one velocity component, so
+# runs beyond 2 are unstable or far from converged.
+CFL_MAX = 2.0
+
 SCHEMES = {"ifrk4": "ifrk4", "etdrk4": "etdrk4", "etdrk3": "etdrk3", "etdrk2": "etdrk2",
            "etdrk1": "etdrk1", "fno": "cn"}
 
@@ -62,20 +69,28 @@ class NS2DParams(Params):
     scheme: str = param("ifrk4", "time stepper: 'ifrk4' (integrating-factor RK4), 'etdrk1'.."
                         "'etdrk4' (exponential Runge-Kutta) or 'fno' (Euler advection + "
                         "Crank-Nicolson diffusion)", choices=tuple(SCHEMES))
-    dt: float | None = param(None, "fixed time step; None = CFL-adaptive", range=(0.0, None),
-                             open_low=True)
+    dt: float | None = param(None, "fixed time step; None = CFL-adaptive. A fixed dt is "
+                             f"checked at every record: max|u| dt / dx > {CFL_MAX:g} (beyond "
+                             "the explicit advection's stability) is refused",
+                             range=(0.0, None), open_low=True)
     cfl: float = param(0.5, "CFL number for the adaptive step", range=(0.0, 2.0), open_low=True)
     ic_alpha: float = param(2.5, "GRF smoothness exponent of the initial vorticity",
-                            range=(0.0, None), open_low=True)
+                            range=(0.0, 20.0), open_low=True)
     ic_tau: float = param(7.0, "GRF inverse length scale of the initial vorticity",
-                          range=(0.0, None))
-    ic_sigma: float | None = param(None, "GRF amplitude; None = tau^(alpha-1) (FNO)",
-                                   range=(0.0, None), open_low=True)
+                          range=(0.0, 1e4))
+    ic_sigma: float | None = param(
+        None, "GRF amplitude; None = tau^(alpha-1) (FNO, 18.5); at most 1e6 (beyond, the "
+        "flow is too fast to step or overflows)", range=(0.0, 1e6), open_low=True)
     store_velocity: bool = param(False, "also store u, v")
     dtype: str = param("float32", "solver and storage precision",
                        choices=("float32", "float64"))
 
     def validate(self) -> None:
+        steps = self.t_final / self.n_records / self.dt if self.dt is not None else 0.0
+        if steps > integrators.MAX_STEPS:
+            raise ValueError(f"dt={self.dt!r} needs {steps:.3g} steps per record interval "
+                             f"t_final/n_records; at most {integrators.MAX_STEPS:.0e}: "
+                             f"raise dt (or n_records)")
         if self.resolution % self.output_resolution:
             raise ValueError(
                 f"output_resolution={self.output_resolution} must divide "
@@ -214,7 +229,8 @@ class NS2D(PDE):
 
         run = integrators.trajectory(
             ops.ode(), spectral.rfft(w0, 2), times, method=SCHEMES[params.scheme],
-            dt=params.dt, cfl=params.cfl, name="ns2d", callback=callback)
+            dt=params.dt, cfl=params.cfl, cfl_max=CFL_MAX, name="ns2d", callback=callback,
+            hint="lower ic_sigma or the record interval t_final/n_records, or raise cfl")
         frames = [record(w_hat) for w_hat in itertools.islice(run, n_burn, None)]
         return {k: torch.stack([f[k] for f in frames], dim=1) for k in frames[0]}
 

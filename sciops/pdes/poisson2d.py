@@ -54,7 +54,9 @@ class Poisson2DParams(Params):
     source: str = param("cno", "'cno' (random sine series source) or 'multiscale' "
                         "(manufactured multi-scale solution)", choices=("cno", "multiscale"))
     modes: int = param(16, "cno: modes K per axis", range=(1, 4096))
-    decay: float = param(0.5, "cno: source coefficients scale as (k² + l²)^(-decay)")
+    decay: float = param(0.5, "cno: source coefficients scale as (k² + l²)^(-decay); -2..20 "
+                         "(outside, the coefficients over/underflow for large modes)",
+                         range=(-2.0, 20.0))
     n_terms: int = param(4, "multiscale: sine terms per solution", range=(1, 10_000))
     k_max: int = param(50, "multiscale: largest mode number per axis", range=(1, 4096))
     dtype: str = param("float32", "storage precision (the solve is float64)",

@@ -69,6 +69,9 @@ from sciops.pdes.poisson2d import (
 
 # |u| this many times the initial maximum counts as a blow-up (energy is conserved).
 _BLOWUP_FACTOR = 1e3
+# Verlet steps allowed per record interval: more means a too small dt or too fast a medium
+# (the run would take hours to days), refused up front rather than left hanging.
+_MAX_STEPS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,9 @@ class Wave2DParams(Params):
                      "(length/time)", range=(0.0, None), open_low=True)
     medium: str = param("constant", "'constant', 'grf' (log-normal random speed) or "
                         "'layered' (horizontal layers)", choices=("constant", "grf", "layered"))
-    c_sigma: float = param(0.25, "grf/layered: standard deviation of log(speed / c)",
-                           range=(0.0, None))
+    c_sigma: float = param(0.25, "grf/layered: standard deviation of log(speed / c); at most "
+                           "3 (speed contrasts up to ~e^12 keep max(c) and the CFL step finite)",
+                           range=(0.0, 3.0))
     c_alpha: float = param(3.0, "grf: smoothness exponent of the speed field",
                            range=(0.0, None), open_low=True)
     c_tau: float = param(4.0, "grf: inverse length scale of the speed field",
@@ -91,7 +95,9 @@ class Wave2DParams(Params):
     layer_width: float = param(0.01, "layered: interface smoothing width (length)",
                                range=(0.0, None), open_low=True)
     modes: int = param(24, "initial condition: modes K per axis", range=(1, 4096))
-    decay: float = param(1.0, "initial condition: amplitudes scale as (k² + l²)^(-decay)")
+    decay: float = param(1.0, "initial condition: amplitudes scale as (k² + l²)^(-decay); "
+                         "-2..20 (outside, the amplitudes over/underflow for large modes)",
+                         range=(-2.0, 20.0))
     t_final: float = param(5.0, "last stored time", range=(0.0, None), open_low=True)
     n_records: int = param(10, "stored times after t=0, evenly spaced", range=(1, 1_000_000))
     solver: str = param("auto", "'modal' (exact, constant medium), 'verlet' (spectral + "
@@ -341,6 +347,11 @@ class Wave2D(PDE):
         u0 = synthesize(coeffs, basis)
         interval = params.t_final / params.n_records
         dt = params.dt if params.dt is not None else params.cfl * params.spacing / float(c.max())
+        if not dt > 0 or interval / dt > _MAX_STEPS:
+            raise SolverDiverged(
+                f"wave2d: dt={dt:.3g} needs more than {_MAX_STEPS:.0e} Verlet steps per record "
+                f"interval {interval:.3g} (max(c)={float(c.max()):.3g}); raise dt or cfl, or "
+                f"lower c, c_sigma or t_final/n_records", list(range(c.shape[0])))
         steps = max(1, math.ceil(interval / dt - 1e-9))
         limit = _BLOWUP_FACTOR * (float(u0.abs().max()) + 1e-300)
         u = op.extend(u0)
