@@ -116,6 +116,7 @@ def test_nan_in_data_keeps_last_good_checkpoint(data, tmp_path):
     assert _finite_weights(tmp_path / "run" / "last.pt")
 
 
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)`")
 def test_nan_weights_are_never_saved(data, tmp_path):
     cfg = build_config(_raw(data))
     tr = Trainer(cfg, tmp_path / "run", progress=False)

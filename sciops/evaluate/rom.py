@@ -500,7 +500,8 @@ def error_by_cluster(snapshots: Array, errors: Array, n_clusters: int = 8, *,
     count = np.bincount(labels, minlength=n_clusters)
     mean = np.bincount(labels, weights=err, minlength=n_clusters) / count
     worst = np.full(n_clusters, -np.inf)
-    np.maximum.at(worst, labels, err)
+    with np.errstate(invalid="ignore"):  # a NaN error makes its cluster's worst NaN, as meant
+        np.maximum.at(worst, labels, err)
     order = np.argsort(-mean, kind="stable")
     rank_of = np.empty(n_clusters, dtype=np.int64)
     rank_of[order] = np.arange(n_clusters)

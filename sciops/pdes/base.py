@@ -67,6 +67,8 @@ class Params:
                 raise ValueError(f"{f.name}={value!r} is not allowed; "
                                  f"choose one of {list(choices)}")
             rng = f.metadata.get("range")
+            if rng is None and isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name}={value!r}: must be a finite number")
             if rng is not None:
                 lo, hi = rng
                 bad_lo = lo is not None and (value <= lo if f.metadata["open_low"] else value < lo)
@@ -75,8 +77,9 @@ class Params:
                     lo_s = "-inf" if lo is None else repr(lo)
                     hi_s = "inf" if hi is None else repr(hi)
                     left = "(" if f.metadata["open_low"] or lo is None else "["
+                    right = ")" if hi is None else "]"
                     raise ValueError(f"{f.name}={value!r} is out of range; "
-                                     f"allowed {left}{lo_s}, {hi_s}]")
+                                     f"allowed {left}{lo_s}, {hi_s}{right}")
         self.validate()
 
     def validate(self) -> None:
