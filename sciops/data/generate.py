@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sciops import __version__, pdes
-from sciops.data import store
+from sciops.data import sizing, store
 from sciops.data.recipes import Recipe
 from sciops.errors import SciopsError
 
@@ -114,13 +114,19 @@ def _prepare(out: Path, recipe: Recipe, overwrite: bool) -> None:
 
 def generate(recipe: Recipe, out: str | os.PathLike, *, shard: tuple[int, int] = (0, 1),
              device: str | torch.device | None = "cpu", overwrite: bool = False,
-             progress: bool = True) -> GenerationReport:
-    """Generate (or resume) this process's share of the dataset ``recipe`` into ``out``."""
+             progress: bool = True, max_memory: int | str | None = None) -> GenerationReport:
+    """Generate (or resume) this process's share of the dataset ``recipe`` into ``out``.
+
+    Before anything is solved or written, the peak memory of one batch and the disk this
+    process's shards need are estimated (:mod:`sciops.data.sizing`) and the run is refused
+    if they exceed the available memory (or ``max_memory``, bytes or text like ``"8G"``)
+    or the free space of ``out``."""
     import time
 
     out = Path(out)
     i, n = shard
     dev = device if isinstance(device, torch.device) else pick_device(device)
+    _check_sizes(recipe, out, shard, overwrite, max_memory)
     _prepare(out, recipe, overwrite if i == 0 else False)
     pde = pdes.get(recipe.pde)
     params = recipe.params
@@ -159,6 +165,27 @@ def generate(recipe: Recipe, out: str | os.PathLike, *, shard: tuple[int, int] =
     complete = store.finalize(out)
     return GenerationReport(out, len(todo), len(mine) - len(todo), written,
                             time.perf_counter() - t0, complete)
+
+
+def _check_sizes(recipe: Recipe, out: Path, shard: tuple[int, int], overwrite: bool,
+                 max_memory: int | str | None) -> sizing.Estimate:
+    """Refuse up front a batch too big for memory or shards too big for the disk."""
+    if isinstance(max_memory, str):
+        max_memory = sizing.parse_bytes(max_memory)
+    i, n = shard
+    resumable = not overwrite and (out / store.MANIFEST).is_file()
+    todo, existing = 0, 0
+    for j in range(i, recipe.n_shards, n):
+        lo, hi = _shard_range(recipe, j)
+        try:
+            done = resumable and store.shard_record(out, j) is not None
+        except SciopsError:
+            done = False
+        todo += 0 if done else hi - lo
+    if overwrite and out.is_dir():
+        existing = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return sizing.check(recipe, out, samples=todo, max_memory=max_memory,
+                        existing_bytes=existing)
 
 
 def _shard_range(recipe: Recipe, j: int) -> tuple[int, int]:

@@ -243,6 +243,11 @@ class PDE:
         receives the fraction of the work done (0..1) for progress bars."""
         raise NotImplementedError
 
+    def stored_variables(self, params: Params) -> list[str]:
+        """Names of the variables :meth:`solve` returns for ``params`` (default: all of
+        ``variables``; a family with optional outputs narrows it)."""
+        return list(self.variables)
+
     def coords(self, params: Params) -> dict[str, tuple[str, np.ndarray]]:
         """Stored coordinates: name -> (dim, 1-D values), e.g. ``"t": ("time", t)``."""
         raise NotImplementedError

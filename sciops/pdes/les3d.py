@@ -403,6 +403,11 @@ class LES3D(PDE):
             u0 = hit_field(params, n, m, generator)
         return {"u0": u0.to(params.torch_dtype)}
 
+    def stored_variables(self, params: LES3DParams) -> list[str]:
+        """The run's fields and diagnostics; the ``*_fdns``/``*_dns`` ones with ``store_fdns``."""
+        return [v for v in self.variables
+                if params.store_fdns or not v.endswith(("_fdns", "_dns"))]
+
     def coords(self, params: LES3DParams) -> dict[str, tuple[str, np.ndarray]]:
         n = params.resolution
         x = np.arange(n) * (2 * math.pi / n)

@@ -191,6 +191,9 @@ class NS2D(PDE):
                           params.ic_sigma, generator=generator, dtype=params.torch_dtype)
         return {"w0": w0}
 
+    def stored_variables(self, params: NS2DParams) -> list[str]:
+        return ["vorticity", "u", "v"] if params.store_velocity else ["vorticity"]
+
     def coords(self, params: NS2DParams) -> dict[str, tuple[str, np.ndarray]]:
         m = params.output_resolution
         x = np.arange(m) * (params.length / m)
