@@ -2,7 +2,8 @@
 demo.
 
 Errors the user can fix (bad recipe, bad ``--set``, unwritable ``--out``, diverged solver)
-print one line ``sciops: error: ...`` and exit with status 2.
+print one line ``sciops: error: ...`` and exit with status 2. SIGINT and SIGTERM print one
+line ``sciops: interrupted; rerun the same command to resume`` and exit with status 130.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         samples=args.samples, seed=args.seed, overrides=_overrides(args.set))
     out = Path(args.out) if args.out else _data_root() / recipe.name
     report = generate(recipe, out, shard=shard, device=args.device, overwrite=args.overwrite,
-                      progress=not args.quiet)
+                      progress=not args.quiet, max_memory=args.max_memory)
     rate = report.samples_written / report.seconds if report.seconds > 0 else float("nan")
     state = "complete" if report.complete else "partial (other shards pending)"
     print(f"{out}: wrote {report.shards_written} shard(s), skipped {report.shards_skipped} "
@@ -228,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if present)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--max-memory", metavar="SIZE", help="refuse up front if one batch is "
+                   "estimated to need more, e.g. 8G (default: the machine's available memory)")
     g.set_defaults(func=cmd_generate)
 
     i = sub.add_parser("info", help="describe a dataset; --verify re-hashes its shards")
@@ -299,16 +302,50 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERRUPTED = "sciops: interrupted; rerun the same command to resume"
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # SIGTERM (kill, a batch scheduler's time limit) unwinds like Ctrl-C: shards and
+    # checkpoints are written atomically, so the same command resumes where this one stopped.
+    # A second SIGTERM during the unwinding ends the process at once (default action).
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt
+
+
+def _one_line(message: str) -> str:
+    """A message on one line: embedded line breaks become spaces; never empty."""
+    return " ".join(p.strip() for p in message.splitlines() if p.strip()) or "unspecified error"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status.
+
+    0 success; 1 ``info --verify`` found damage; 2 a usage or input error (one line
+    ``sciops: error: ...`` on stderr); 130 interrupted by SIGINT or SIGTERM (one line
+    ``sciops: interrupted; ...``). SIGTERM exits 130, not 143, because it is handled the same
+    way as Ctrl-C: the work unwinds cleanly and the same command resumes it.
+    """
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
     except SciopsError as e:
-        print(f"sciops: error: {e}", file=sys.stderr)
+        print(f"sciops: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("sciops: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,17 @@ class Recipe:
     description: str = ""
 
     def __post_init__(self) -> None:
+        where = f"recipe {self.name!r}" if isinstance(self.name, str) else "recipe"
+        for key in ("name", "pde", "description"):
+            if not isinstance(getattr(self, key), str):
+                raise SciopsError(f"{where}: {key}={getattr(self, key)!r}: expected a string")
+        if (not self.name.strip() or self.name.strip() in (".", "..")
+                or any(c in self.name for c in "/\\\0")):
+            raise SciopsError(f"{where}: name={self.name!r}: expected a non-empty name without "
+                              f"path separators (it names the dataset folder)")
+        for key in ("samples", "seed", "samples_per_shard", "batch_size"):
+            if type(getattr(self, key)) is not int:
+                raise SciopsError(f"{where}: {key}={getattr(self, key)!r}: expected an integer")
         for key in ("samples", "samples_per_shard", "batch_size"):
             if getattr(self, key) < 1:
                 raise SciopsError(f"recipe {self.name}: {key}={getattr(self, key)} must be >= 1")
@@ -84,8 +95,9 @@ class Recipe:
             raise SciopsError(
                 f"recipe {self.name}: samples_per_shard={self.samples_per_shard} must be a "
                 f"multiple of batch_size={self.batch_size}")
-        if self.seed < 0:
-            raise SciopsError(f"recipe {self.name}: seed={self.seed} must be >= 0")
+        if not 0 <= self.seed < 2**63:
+            raise SciopsError(f"recipe {self.name}: seed={self.seed} out of range; "
+                              f"allowed [0, 2**63 - 1]")
 
     @property
     def n_shards(self) -> int:
@@ -122,10 +134,15 @@ def _int(key: str, value: str) -> int:
 
 
 def _params(pde_name: str, values: dict[str, Any], where: str) -> pdes.Params:
+    if not isinstance(pde_name, str):
+        raise SciopsError(f"{where}: pde={pde_name!r}: expected a PDE name "
+                          f"(one of {', '.join(pdes.available())})")
     try:
         pde = pdes.get(pde_name)
     except KeyError as e:
         raise SciopsError(f"{where}: {e.args[0]}") from None
+    if not isinstance(values, dict):
+        raise SciopsError(f"{where}: params={values!r}: expected a table of parameter = value")
     try:
         return pde.make_params(values)
     except ValueError as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def _coerce(where: str, value: Any, default: Any) -> Any:
     if isinstance(value, str) and not isinstance(default, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError; also >4300 digits, deep nesting
             if isinstance(default, list):
                 value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
             else:
@@ -96,10 +97,17 @@ def _coerce(where: str, value: Any, default: Any) -> Any:
         value = float(value)
     if not isinstance(value, type(default)):
         raise SciopsError(f"{where}={value!r}: expected {type(default).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SciopsError(f"{where}={value!r}: must be a finite number")
+    if isinstance(default, list):
+        if not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise SciopsError(f"{where}={value!r}: expected a non-empty list of variable names")
     return value
 
 
-def _fill(cls: type, table: dict[str, Any], section: str) -> Any:
+def _fill(cls: type, table: Any, section: str) -> Any:
+    if not isinstance(table, dict):
+        raise SciopsError(f"[{section}]: expected a table of key = value, got {table!r}")
     obj = cls()
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(table) - known)
@@ -121,21 +129,35 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
     raw = copy.deepcopy(raw)
     for key, value in (overrides or {}).items():
         if "." not in key:
-            raise SciopsError(f"--set {key}: use table.key=value with table model, data or train")
+            raise SciopsError(f"--set {key!r}: use table.key=value with table model, data or "
+                              f"train")
         section, name = key.split(".", 1)
         if section not in ("model", "data", "train"):
-            raise SciopsError(f"--set {key}: unknown table {section!r}; use model, data or train")
+            raise SciopsError(f"--set {key!r}: unknown table {section!r}; use model, data or "
+                              f"train")
+        if not name:
+            raise SciopsError(f"--set {key!r}: missing key after {section + '.'!r}")
         if section == "model":
             try:
                 value = json.loads(value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # JSONDecodeError; also >4300 digits, deep nesting
                 pass
-        raw.setdefault(section, {})[name] = value
+        if not isinstance(raw.setdefault(section, {}), dict):
+            raise SciopsError(f"[{section}]: expected a table of key = value, "
+                              f"got {raw[section]!r}")
+        raw[section][name] = value
     unknown = sorted(set(raw) - {"name", "description", "model", "data", "train"})
     if unknown:
-        raise SciopsError(f"training recipe: unknown key(s) {unknown}")
+        raise SciopsError(f"training recipe: unknown key(s) {unknown}; allowed: "
+                          f"['data', 'description', 'model', 'name', 'train']")
+    for key in ("name", "description"):
+        if key in raw and not isinstance(raw[key], str):
+            raise SciopsError(f"training recipe: {key}={raw[key]!r}: expected a string")
+    if not isinstance(raw.get("model", {}), dict):
+        raise SciopsError(f"[model]: expected a table of key = value, got {raw['model']!r}")
     if "name" not in raw.get("model", {}):
         raise SciopsError("training recipe: [model] needs a `name` (see `sciops list`)")
+    _check_model(raw["model"])
     cfg = RunConfig(name=raw.get("name", "run"), description=raw.get("description", ""),
                     model=dict(raw["model"]), data=_fill(DataConfig, raw.get("data", {}), "data"),
                     train=_fill(TrainConfig, raw.get("train", {}), "train"))
@@ -146,6 +168,29 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
         if getattr(sec, k) < 1:
             raise SciopsError(f"{k}={getattr(sec, k)} must be >= 1")
     return cfg
+
+
+def _check_model(model: dict[str, Any]) -> None:
+    """The model name must be a registered one; other keys are checked by ``models.build``.
+    Numbers anywhere in ``[model]`` must be finite."""
+    from sciops import models
+
+    name, known = model["name"], models.available()
+    if not isinstance(name, str) or name not in known:
+        raise SciopsError(f"model.name={name!r} is not allowed; choose one of {known}")
+
+    def finite(where: str, v: Any) -> None:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise SciopsError(f"{where}={v!r}: must be a finite number")
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                finite(where, x)
+        if isinstance(v, dict):
+            for k, x in v.items():
+                finite(f"{where}.{k}", x)
+
+    for k, v in model.items():
+        finite(f"model.{k}", v)
 
 
 def load_run_config(name_or_path: str, overrides: dict[str, str] | None = None) -> RunConfig:

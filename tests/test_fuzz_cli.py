@@ -1,0 +1,449 @@
+"""Nothing wrong passes silently, by fuzzing: random ``--set`` pairs, random recipe TOML and
+random training overrides go through ``sciops.cli.main``. Every case must exit 0 or 2, and on 2
+print exactly one line ``sciops: error: ...`` (never a traceback, never an empty message).
+Accepted cases must hold only finite, well-typed values.
+
+The solving and training stages are stubbed (the parsers and validators are what is fuzzed), so
+the fast part runs in seconds; ``pytest -m slow`` runs many more examples and writes the totals
+to ``benchmarks/results/fuzz.json``. A SIGTERM test checks the interrupt path end to end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+import typing
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sciops import cli, pdes
+from sciops.train import config as train_config
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin" / "sciops"
+RESULTS = ROOT / "benchmarks" / "results" / "fuzz.json"
+
+PDE_NAMES = pdes.available()
+FIELDS = {name: [f.name for f in dataclasses.fields(pdes.get(name).Params)] for name in PDE_NAMES}
+TOP_KEYS = ["name", "pde", "description", "samples", "seed", "samples_per_shard", "batch_size",
+            "params"]
+TRAIN_KEYS = ([f"data.{f.name}" for f in dataclasses.fields(train_config.DataConfig)]
+              + [f"train.{f.name}" for f in dataclasses.fields(train_config.TrainConfig)]
+              + ["model.name", "model.n_modes", "model.hidden_channels", "name", "description"])
+
+TALLY: Counter = Counter()
+"""(category, outcome) -> count; outcome is 'accepted' or 'refused'. Failures raise."""
+
+FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                suppress_health_check=list(HealthCheck))
+SLOW = settings(max_examples=int(os.environ.get("SCIOPS_FUZZ_EXAMPLES", "2500")), deadline=None,
+                database=None, suppress_health_check=list(HealthCheck))
+
+# ---------------------------------------------------------------- strategies
+
+names = st.text(st.characters(codec="utf-8", exclude_characters="\x00="), max_size=12)
+numbers = st.one_of(
+    st.integers(-10**30, 10**30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["nan", "-nan", "inf", "-inf", "Infinity", "NaN", "1e400", "-1e400", "1e-400",
+                     "0", "-0", "-1", "1", "2", "0.5", "1e9", "9" * 5000, "1_000", " 3 ",
+                     "0x10", "true", "false", "none", "null", "", " ", "[]", "[1,2]", "(1, 2)",
+                     "[1, nan]", "{}", '"x"', "٣", "١٢.٥", "∞", "ñ", "\n", "a\nb", "1,2,3"]))
+values = st.one_of(numbers, st.text(st.characters(codec="utf-8", exclude_characters="\x00"),
+                                    max_size=20))
+
+
+DEFAULTS = {name: {f.name: f.default for f in dataclasses.fields(pdes.get(name).Params)}
+            for name in PDE_NAMES}
+
+
+def near(default) -> st.SearchStrategy[str]:
+    """Values close to a field's default: mostly valid, some just outside its range."""
+    if isinstance(default, bool):
+        return st.sampled_from(["true", "false", "1", "0", "yes", "maybe"])
+    if isinstance(default, (int, float)):
+        return st.sampled_from([0.5, 1, 2, -1, 0, 1e6]).map(lambda m: repr(type(default)(
+            default * m)) if math.isfinite(default * m) else "inf")
+    if isinstance(default, tuple):
+        return st.just(",".join(map(str, default)))
+    return st.just(str(default))
+
+
+@st.composite
+def set_pairs(draw, pde: str):
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.integers(0, 9))
+        if kind < 5:  # a real field, a value near its default
+            k = draw(st.sampled_from(FIELDS[pde]))
+            v = draw(near(DEFAULTS[pde][k]))
+        elif kind < 8:  # a real field, a hostile value
+            k = draw(st.sampled_from(FIELDS[pde] + ["samples_per_shard", "batch_size"]))
+            v = draw(values)
+        else:  # a random key
+            k, v = draw(names), draw(values)
+        out += ["--set", k if kind == 9 and draw(st.booleans()) else f"{k}={v}"]
+    return out
+
+
+def toml_value(draw, depth: int = 0):
+    leaf = st.one_of(
+        st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(), st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)),
+                               max_size=10),
+        st.sampled_from([0, 1, -1, 2, 10, 1e-3, 0.5, "fno", "heat2d", "", "x/../y"]))
+    if depth >= 2:
+        return draw(leaf)
+    return draw(st.one_of(leaf, st.lists(leaf, max_size=3),
+                          st.dictionaries(names.filter(bool), leaf, max_size=3)))
+
+
+def toml_repr(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) \
+            else repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string with \\u escapes is a TOML basic string
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_repr(x) for x in v) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {toml_repr(x)}" for k, x in v.items()) + "}"
+
+
+@st.composite
+def recipe_texts(draw):
+    if draw(st.integers(0, 9)) == 0:  # raw text: mostly invalid TOML
+        return draw(st.text(max_size=60))
+    pde = draw(st.sampled_from(PDE_NAMES))
+    data = {"name": "fz", "pde": pde, "samples": 1, "params": {}}
+    for key in draw(st.lists(st.sampled_from(TOP_KEYS + ["extra"]) | names.filter(bool),
+                             max_size=3)):
+        data[key] = toml_value(draw)
+    for key in draw(st.lists(st.sampled_from(FIELDS[pde]) | names.filter(bool), max_size=3)):
+        if isinstance(data.get("params"), dict):
+            data["params"][key] = toml_value(draw, 1)
+    for key in draw(st.lists(st.sampled_from(["name", "pde", "params"]), max_size=1)):
+        data.pop(key, None)
+    lines = [f"{json.dumps(k)} = {toml_repr(v)}" for k, v in data.items()
+             if not isinstance(v, dict)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines.append(f"[{json.dumps(k)}]")
+            lines += [f"{json.dumps(kk)} = {toml_repr(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def train_pairs(draw):
+    keys = st.one_of(st.sampled_from(TRAIN_KEYS),
+                     st.tuples(st.sampled_from(["model", "data", "train", "x", ""]), names)
+                     .map(".".join), names)
+    pairs = draw(st.lists(st.tuples(keys, values), min_size=1, max_size=4))
+    return [a for k, v in pairs for a in ("--set", f"{k}={v}")]
+
+
+# ---------------------------------------------------------------- harness
+
+
+class _Stop(Exception):
+    pass
+
+
+def _finite(where: str, v) -> None:
+    if isinstance(v, float):
+        assert math.isfinite(v), f"{where}={v!r} accepted silently"
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _finite(where, x)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _finite(f"{where}.{k}", x)
+
+
+def _check_recipe(recipe) -> None:
+    hints = typing.get_type_hints(type(recipe.params))
+    assert isinstance(recipe.name, str) and recipe.name.strip(), recipe.name
+    assert "/" not in recipe.name and recipe.name not in (".", ".."), recipe.name
+    assert isinstance(recipe.pde, str) and isinstance(recipe.description, str)
+    for key in ("samples", "seed", "samples_per_shard", "batch_size"):
+        assert type(getattr(recipe, key)) is int, (key, getattr(recipe, key))
+    assert 0 <= recipe.seed < 2**63 and recipe.samples >= 1, recipe
+    for f in dataclasses.fields(recipe.params):
+        v = getattr(recipe.params, f.name)
+        _finite(f.name, v)
+        if isinstance(v, tuple):
+            hint = hints[f.name]
+            assert typing.get_origin(hint) is tuple or tuple in typing.get_args(hint), f.name
+
+
+def _check_run_config(cfg) -> None:
+    _finite("config", cfg.to_dict())
+    assert isinstance(cfg.model.get("name"), str), cfg.model
+    for v in (cfg.data.inputs, cfg.data.targets):
+        assert v and all(isinstance(x, str) and x for x in v), v
+    assert isinstance(cfg.data.dataset, str) and cfg.data.dataset
+
+
+def run_cli(argv: list[str], category: str, monkeypatch, check=None) -> int:
+    """``cli.main(argv)`` with solving/training stubbed; asserts the exit contract."""
+    seen = {}
+
+    def fake_generate(recipe, out, **kw):
+        seen["obj"] = recipe
+        raise _Stop
+
+    def fake_trainer(cfg, out, **kw):
+        seen["obj"] = cfg
+        raise _Stop
+
+    import sciops.data
+    import sciops.train
+    monkeypatch.setattr(sciops.data, "generate", fake_generate)
+    monkeypatch.setattr(sciops.train, "Trainer", fake_trainer)
+    err, out = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code = cli.main(argv)
+    except _Stop:
+        code = 0
+    except SystemExit as e:  # argparse usage errors: also exit 2, but print usage
+        code = e.code
+        assert code == 2, (argv, code)
+        TALLY[(category, "refused")] += 1
+        return 2
+    except BaseException as e:
+        pytest.fail(f"{repr(argv)[:600]}: {type(e).__name__} escaped main():\n"
+                    + "".join(traceback.format_exception(e))[-3000:])
+    text = err.getvalue()
+    assert code in (0, 2), (argv, code, text)
+    if code == 2:
+        assert text.endswith("\n") and text.count("\n") == 1, (argv, text)
+        assert text.startswith("sciops: error: ") and len(text.strip()) > 15, (argv, text)
+        assert "Traceback" not in text
+        TALLY[(category, "refused")] += 1
+    else:
+        assert "obj" in seen, argv
+        if check:
+            check(seen["obj"])
+        TALLY[(category, "accepted")] += 1
+    return code
+
+
+@pytest.fixture(scope="module")
+def recipe_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipes")
+    (root / "datasets").mkdir()
+    (root / "solvers").mkdir()
+    for name in PDE_NAMES:
+        (root / "datasets" / f"fz-{name}.toml").write_text(
+            f'name = "fz-{name}"\npde = "{name}"\nsamples = 1\n[params]\n')
+    return root
+
+
+@pytest.fixture
+def env(recipe_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("SCIOPS_RECIPES", str(recipe_root))
+    return recipe_root, tmp_path
+
+
+# ---------------------------------------------------------------- the properties
+
+
+def _set_generate(env, monkeypatch, data):
+    root, tmp = env
+    pde = data.draw(st.sampled_from(PDE_NAMES))
+    argv = ["generate", f"fz-{pde}", "--samples", "1", "--out", str(tmp / "o"), "--quiet",
+            *data.draw(set_pairs(pde))]
+    for flag in data.draw(st.lists(st.sampled_from(["--seed", "--samples"]), max_size=2)):
+        argv += [flag, str(data.draw(st.integers(-2**70, 2**70) | st.integers(-2, 3)))]
+    run_cli(argv, "generate --set", monkeypatch, _check_recipe)
+
+
+def _recipe_toml(env, monkeypatch, data):
+    root, tmp = env
+    text = data.draw(recipe_texts())
+    path = tmp / "fuzz.toml"
+    path.write_text(text, encoding="utf-8")
+    run_cli(["generate", str(path), "--out", str(tmp / "o"), "--quiet"], "recipe TOML",
+            monkeypatch, _check_recipe)
+
+
+def _train_set(env, monkeypatch, data):
+    root, tmp = env
+    argv = ["train", "fno-burgers1d", "--out", str(tmp / "run"), "--quiet",
+            *data.draw(train_pairs())]
+    run_cli(argv, "train --set", monkeypatch, _check_run_config)
+
+
+def _train_toml(env, monkeypatch, data):
+    root, tmp = env
+    table = {sec: data.draw(st.dictionaries(
+        st.sampled_from([k.split(".", 1)[1] for k in TRAIN_KEYS if k.startswith(sec)]) | names,
+        st.integers() | st.floats() | st.booleans() | st.text(max_size=8)
+        | st.lists(st.text(max_size=4) | st.integers(), max_size=2), max_size=3))
+        for sec in ("model", "data", "train")}
+    table["model"].setdefault("name", "fno")
+    table["data"].setdefault("dataset", "burgers1d-pdebench")
+    text = "\n".join(f"[{sec}]\n" + "\n".join(f"{json.dumps(k)} = {toml_repr(v)}"
+                                              for k, v in t.items())
+                     for sec, t in table.items()) + "\n"
+    path = tmp / "solver.toml"
+    path.write_text(text, encoding="utf-8")
+    run_cli(["train", str(path), "--out", str(tmp / "run"), "--quiet"], "train recipe TOML",
+            monkeypatch, _check_run_config)
+
+
+PROPERTIES = {"generate --set": _set_generate, "recipe TOML": _recipe_toml,
+              "train --set": _train_set, "train recipe TOML": _train_toml}
+
+
+def _explore(category: str, how: settings, env, monkeypatch) -> None:
+    prop = PROPERTIES[category]
+
+    @how
+    @given(data=st.data())
+    def case(data):
+        prop(env, monkeypatch, data)
+
+    case()
+
+
+@pytest.mark.parametrize("category", list(PROPERTIES))
+def test_fuzz_fast(category, env, monkeypatch):
+    _explore(category, FAST, env, monkeypatch)
+
+
+@pytest.mark.slow
+def test_fuzz_slow_and_record(env, monkeypatch):
+    TALLY.clear()
+    started = time.time()
+    for category in PROPERTIES:
+        _explore(category, SLOW, env, monkeypatch)
+    totals = {}
+    for cat in PROPERTIES:
+        acc, ref = TALLY[(cat, "accepted")], TALLY[(cat, "refused")]
+        totals[cat] = {"tried": acc + ref, "held": acc + ref, "accepted": acc, "refused": ref}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "test": "tests/test_fuzz_cli.py::test_fuzz_slow_and_record",
+        "property": "exit 0 or 2; on 2 exactly one stderr line 'sciops: error: ...'; "
+                    "accepted values finite and well typed",
+        "max_examples_per_category": SLOW.max_examples,
+        "categories": totals,
+        "total": {"tried": sum(t["tried"] for t in totals.values()),
+                  "held": sum(t["held"] for t in totals.values())},
+        "seconds": round(time.time() - started, 1)}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- real entry point
+
+
+@pytest.mark.parametrize("args", [
+    ["generate", "fz-heat2d", "--set", "nu=nan"],
+    ["generate", "fz-heat2d", "--set", "no_such_key=1"],
+    ["train", "fno-burgers1d", "--out", "RUN", "--set", "train.lr=NaN"],
+])
+def test_entry_point_one_line(args, env):
+    root, tmp = env
+    args = [str(tmp / "run") if a == "RUN" else a for a in args]
+    p = subprocess.run([str(BIN), *args, "--quiet"], capture_output=True, text=True,
+                       env={**os.environ, "SCIOPS_RECIPES": str(root), "OMP_NUM_THREADS": "1",
+                            "SCIOPS_DATA": str(tmp)}, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("sciops: error: "), p.stderr
+
+
+@pytest.mark.parametrize("message,line", [("", "sciops: error: unspecified error\n"),
+                                          ("bad\nvalue\r\n", "sciops: error: bad value\n")])
+def test_error_message_is_one_nonempty_line(message, line, monkeypatch):
+    from sciops.errors import SciopsError
+
+    def fail(args):
+        raise SciopsError(message)
+
+    monkeypatch.setattr(cli, "cmd_list", fail)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert cli.main(["list"]) == 2
+    assert err.getvalue() == line
+
+
+# ---------------------------------------------------------------- SIGTERM
+
+SLOW_RECIPE = """name = "slowburgers"
+pde = "burgers1d"
+samples = 8
+seed = 3
+samples_per_shard = 2
+batch_size = 2
+[params]
+nu = 0.01
+resolution = 128
+t_final = 1.0
+n_records = 10
+dt = 1e-3
+"""
+
+
+def _arrays(root: Path) -> dict[str, np.ndarray]:
+    import xarray as xr
+    out = {}
+    for f in sorted(root.glob("shard-*.nc")):
+        with xr.open_dataset(f, engine="h5netcdf") as ds:
+            for k, v in ds.data_vars.items():
+                out[f"{f.name}/{k}"] = v.values
+    return out
+
+
+def test_sigterm_is_an_interrupt_and_resumes(tmp_path):
+    rec = tmp_path / "rec" / "datasets"
+    rec.mkdir(parents=True)
+    (rec / "slowburgers.toml").write_text(SLOW_RECIPE)
+    env = {**os.environ, "SCIOPS_RECIPES": str(tmp_path / "rec"), "OMP_NUM_THREADS": "1"}
+    cmd = [str(BIN), "generate", "slowburgers", "--quiet", "--device", "cpu"]
+    ref = subprocess.run([*cmd, "--out", str(tmp_path / "ref")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+
+    out = tmp_path / "cut"
+    p = subprocess.Popen([*cmd, "--out", str(out)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "shard-00000.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, (p.returncode, stderr)
+    assert stderr == "sciops: interrupted; rerun the same command to resume\n", stderr
+    assert "dataset complete" not in stdout
+    assert len(list(out.glob("shard-*.nc"))) < 4, "interrupted too late to test resume"
+
+    again = subprocess.run([*cmd, "--out", str(out)], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "dataset complete" in again.stdout
+    a, b = _arrays(tmp_path / "ref"), _arrays(out)
+    assert a.keys() == b.keys() and a
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
