@@ -176,6 +176,14 @@ class SemilinearPDE(PDE):
     def lengths(self, p: SemilinearParams) -> tuple[float, ...]:
         return (p.length,) * self.ndim
 
+    def grid_coords(self, params: SemilinearParams, shape: tuple[int, ...], dtype: torch.dtype,
+                    device: torch.device | str) -> dict[str, Tensor]:
+        """Grid coordinates of the box by axis name, each broadcastable along its own axis
+        (``x``: ``(n, 1, ...)``, ``y``: ``(1, n, ...)``; length units), for ``forcing``."""
+        x = spectral.grid(shape, self.lengths(params), dtype, device)
+        return {a: x[i].reshape([-1 if j == i else 1 for j in range(self.ndim)])
+                for i, a in enumerate(self.axes)}
+
     def sample_inputs(self, params: SemilinearParams, n: int, generator: torch.Generator
                       ) -> dict[str, Tensor]:
         """Initial fields ``<field>0``, each ``(n, resolution, ...)``."""
@@ -274,10 +282,7 @@ class SemilinearPDE(PDE):
             return n if perturb == 1.0 else perturb * n
 
         forcing = None
-        x = spectral.grid(shape, L, dtype, device)
-        coords = {a: x[i].reshape([-1 if j == i else 1 for j in range(self.ndim)])
-                  for i, a in enumerate(self.axes)}
-        f = self.forcing(coords, params)
+        f = self.forcing(self.grid_coords(params, shape, dtype, device), params)
         if f is not None:
             forcing = spectral.rfft(stack(f, 1), self.ndim)[0]
         symbol = self.symbol(params, device)
@@ -342,9 +347,7 @@ class SemilinearPDE(PDE):
             u_t = {k: time_derivative(fields[k], t, 1, 4 if uniform else 2) for k in names}
             shape = tuple(u.shape[-self.ndim:])
             d = Spectral(shape, self.lengths(params), u.dtype, u.device)
-            grid = spectral.grid(shape, self.lengths(params), u.dtype, u.device)
-            x = {a: grid[i].reshape([-1 if j == i else 1 for j in range(self.ndim)])
-                 for i, a in enumerate(self.axes)}
+            x = self.grid_coords(params, shape, u.dtype, u.device)
             stack_dim = 2
         f = {k: fields[k] for k in names}
         lin = self.linear(f, d, params)
