@@ -50,9 +50,10 @@ class SemilinearODE:
     ``linear``: the symbol ``L`` (1/time), broadcastable to the state. ``nonlinear``:
     ``u -> N(u)``, same shape as ``u`` (None: zero). ``forcing``: constant ``f`` (None:
     zero). ``rate``: ``u -> (batch,)`` largest stable inverse step (1/time) for CFL steps,
-    always called right after ``nonlinear`` on the same tensor (so it may return a value
-    cached by it). ``size``: ``u -> (batch,)`` magnitude watched by the blow-up guard
-    (default: the largest ``|u_k|``).
+    mostly called right after ``nonlinear`` on the same tensor (so it may reuse a value
+    cached by it), and it must also work on a state ``nonlinear`` has not seen. ``size``:
+    ``u -> (batch,)`` magnitude watched by the blow-up guard (default: the largest
+    ``|u_k|``).
     """
 
     linear: Tensor
@@ -273,7 +274,7 @@ def trajectory(ode: SemilinearODE, u: Tensor, times: Sequence[float], *, method:
     tail = f"; {hint}" if hint else ""
 
     def check_cfl(state: Tensor, h: float, t: float) -> None:
-        """Fixed steps: the CFL number ``rate * h`` of ``state`` (right after ``N(state)``)."""
+        """Fixed steps: the CFL number ``rate * h`` of ``state``."""
         rate = ode.rate(state)
         number = rate * h
         bad = ~torch.isfinite(number) | (number > cfl_max)
@@ -343,7 +344,6 @@ def trajectory(ode: SemilinearODE, u: Tensor, times: Sequence[float], *, method:
         check(u, t_end)
         t_start = t_end
         if check_fixed and index == len(segments) - 1:
-            ode.tendency(u)  # rate() is called right after N of the same state
             check_cfl(u, h, t_end)
         done += span
         if callback is not None:
