@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list PDEs and dataset recipes").set_defaults(func=cmd_list)
 
     g = sub.add_parser("generate", help="generate (or resume) a dataset from a recipe")
-    g.add_argument("recipe", help="recipe name from datasets/ or a path to a TOML file")
+    g.add_argument("recipe", help="dataset recipe (sciops list datasets) or TOML path")
     g.add_argument("--out", help="dataset directory (default: $SCIOPS_DATA/NAME, ./data/NAME)")
     g.add_argument("--samples", type=int, help="number of samples (default: the recipe's)")
     g.add_argument("--seed", type=int, help="master seed (default: the recipe's)")
@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--verify", action="store_true")
     i.set_defaults(func=cmd_info)
 
-    t = sub.add_parser("train", help="train a surrogate from a recipe in solvers/")
-    t.add_argument("recipe", help="recipe name from solvers/ or a path to a TOML file")
+    t = sub.add_parser("train", help="train a surrogate from a training recipe")
+    t.add_argument("recipe", help="training recipe (sciops list solvers) or TOML path")
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
                    help="override a recipe value, e.g. train.lr=3e-4 (repeatable)")

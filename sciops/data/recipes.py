@@ -12,7 +12,9 @@ A recipe file looks like::
     [params]
     nu = 1e-3
 
-Named recipes live in the repository's ``datasets/`` folder (or ``$SCIOPS_RECIPES``).
+Named recipes are found in the folders of ``$SCIOPS_RECIPES`` (a list separated by
+``os.pathsep``, each folder holding ``datasets/`` and ``solvers/``; earlier folders win),
+then in the recipes shipped with the package (``sciops/recipes/``).
 """
 
 from __future__ import annotations
@@ -23,22 +25,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from sciops import pdes
+from sciops._toml import tomllib
 from sciops.errors import SciopsError
 
 _TOP_KEYS = {"name", "pde", "description", "samples", "seed", "samples_per_shard", "batch_size",
              "params"}
 
 
+BUILTIN = Path(__file__).resolve().parents[1] / "recipes"
+
+
 def recipe_dirs(kind: str = "datasets") -> list[Path]:
-    """Folders searched for named recipes: ``$SCIOPS_RECIPES/<kind>`` then the source tree's."""
-    dirs = []
-    if os.environ.get("SCIOPS_RECIPES"):
-        dirs.append(Path(os.environ["SCIOPS_RECIPES"]) / kind)
-    dirs.append(Path(__file__).resolve().parents[2] / kind)
-    return [d for d in dirs if d.is_dir()]
+    """Folders searched for named recipes of ``kind`` (``datasets`` or ``solvers``), first wins:
+    ``<folder>/<kind>`` for each folder of ``$SCIOPS_RECIPES``, then the package's own."""
+    roots = [Path(r) for r in os.environ.get("SCIOPS_RECIPES", "").split(os.pathsep) if r]
+    return [d for d in (r / kind for r in [*roots, BUILTIN]) if d.is_dir()]
 
 
 def known_recipes(kind: str = "datasets") -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""Training recipes: ``solvers/NAME.toml`` with ``[model]``, ``[data]`` and ``[train]`` tables.
+"""Training recipes (``sciops/recipes/solvers/NAME.toml``): ``[model]``, ``[data]``, ``[train]``.
 
 Every key has a default here (documented once, equal to the code); ``--set table.key=value``
 overrides any of them, e.g. ``--set train.lr=3e-4 --set model.hidden_channels=64``.
@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from sciops._toml import tomllib
 from sciops.data.recipes import find_recipe_file
 from sciops.errors import SciopsError
 
@@ -194,7 +193,7 @@ def _check_model(model: dict[str, Any]) -> None:
 
 
 def load_run_config(name_or_path: str, overrides: dict[str, str] | None = None) -> RunConfig:
-    """Read ``solvers/NAME.toml`` (or a path) and apply overrides."""
+    """Read the training recipe ``NAME`` (or a path) and apply overrides."""
     path = find_recipe_file(name_or_path, kind="solvers")
     try:
         raw = tomllib.loads(Path(path).read_text())
