@@ -445,5 +445,16 @@ def test_sigterm_is_an_interrupt_and_resumes(tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_closed_pipe_is_quiet():
+    """`sciops list | head -1`: the reader leaves early; no BrokenPipeError traceback, exit 0."""
+    p = subprocess.Popen([str(BIN), "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.stdout.readline()
+    p.stdout.close()
+    stderr = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0, stderr
+    assert stderr == "", stderr
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
