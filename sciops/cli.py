@@ -320,6 +320,17 @@ def _one_line(message: str) -> str:
     return " ".join(p.strip() for p in message.splitlines() if p.strip()) or "unspecified error"
 
 
+def _exit_if_broken(status: int) -> None:
+    """End the process at once if it holds an HDF5 file broken by a full disk (see
+    ``store.UNCLOSABLE``): freeing it, or the error's traceback, makes HDF5 retry its writes
+    and crash the interpreter. Its temporary file is already gone; nothing else is pending."""
+    store = sys.modules.get("sciops.data.store")
+    if store is not None and store.UNCLOSABLE:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status.
 
@@ -331,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
+    from sciops.atomic import is_disk_full
+
     args = build_parser().parse_args(argv)
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -339,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SciopsError as e:
         print(f"sciops: error: {_one_line(str(e))}", file=sys.stderr)
+        _exit_if_broken(2)
         return 2
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
@@ -348,6 +362,15 @@ def main(argv: list[str] | None = None) -> int:
         # point stdout at devnull so the interpreter's final flush stays quiet
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (OSError, RuntimeError) as e:
+        if not is_disk_full(e):
+            raise
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"sciops: error: {where}disk full (No space left on device); free space and "
+              f"rerun the same command (finished files are kept, partial ones are not)",
+              file=sys.stderr)
+        _exit_if_broken(2)
+        return 2
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

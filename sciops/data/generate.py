@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sciops import __version__, pdes
+from sciops import __version__, atomic, pdes
 from sciops.data import sizing, store
 from sciops.data.recipes import Recipe
 from sciops.errors import SciopsError
@@ -128,6 +129,7 @@ def generate(recipe: Recipe, out: str | os.PathLike, *, shard: tuple[int, int] =
     dev = device if isinstance(device, torch.device) else pick_device(device)
     _check_sizes(recipe, out, shard, overwrite, max_memory)
     _prepare(out, recipe, overwrite if i == 0 else False)
+    atomic.remove_stale(out, names=lambda name: _owned(name, shard))
     pde = pdes.get(recipe.pde)
     params = recipe.params
     coords = pde.coords(params)
@@ -156,8 +158,10 @@ def generate(recipe: Recipe, out: str | os.PathLike, *, shard: tuple[int, int] =
                     arrays = _solve_batch(pde, recipe, b0, b1, dev, bar)
                     writer.write(b0 - lo, arrays)
                     written += b1 - b0
-            except BaseException:
+            except BaseException as e:
                 writer.abort()
+                if atomic.is_disk_full(e):
+                    raise atomic.disk_full_error(writer.path, store.RESUME) from None
                 raise
             writer.commit((lo, hi))
     finally:
@@ -186,6 +190,14 @@ def _check_sizes(recipe: Recipe, out: Path, shard: tuple[int, int], overwrite: b
         existing = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return sizing.check(recipe, out, samples=todo, max_memory=max_memory,
                         existing_bytes=existing)
+
+
+def _owned(name: str, shard: tuple[int, int]) -> bool:
+    """Whether process ``shard = (i, n)`` owns file ``name``: its own shards and sidecars;
+    the manifest only when it works alone (others may be writing it right now)."""
+    i, n = shard
+    m = re.fullmatch(r"shard-(\d+)\.(nc|json)", name)
+    return int(m[1]) % n == i if m else n == 1
 
 
 def _shard_range(recipe: Recipe, j: int) -> tuple[int, int]:

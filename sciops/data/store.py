@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
+from sciops import atomic
 from sciops.errors import SciopsError
 
 FORMAT = "sciops-dataset/1"
@@ -49,11 +50,13 @@ def _sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
+RESUME = "free space and rerun the same command: complete shards are kept"
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic.write(path, lambda tmp: tmp.write_text(text), then=RESUME)
 
 
 def sha256(path: Path) -> str:
@@ -136,6 +139,13 @@ def _attr(value: Any) -> Any:
     return value
 
 
+#: HDF5 files whose close failed (a full disk). HDF5 crashes the interpreter when it later
+#: frees them (it retries the failed writes), so they are kept alive here and the CLI ends
+#: the process with ``os._exit`` once its one-line error is printed (their temporary files
+#: are already deleted; nothing else is pending).
+UNCLOSABLE: list[h5netcdf.File] = []
+
+
 class ShardWriter:
     """Writes one shard incrementally (batch by batch) and publishes it atomically.
 
@@ -149,7 +159,7 @@ class ShardWriter:
                  variables: Mapping[str, tuple[tuple[str, ...], dict]],
                  attrs: Mapping[str, Any]):
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.tmp = atomic.tmp_path(path)
         self.n = n_samples
         self.variables = variables
         # netCDF marks coordinates that are not dimensions (t on dim time) by attribute.
@@ -179,18 +189,44 @@ class ShardWriter:
                     var.attrs[k] = v
                 if self.aux_coords:
                     var.attrs["coordinates"] = self.aux_coords
-            self.file.variables[name][start:start + arr.shape[0]] = arr
+            with atomic.quiet_disk_full():
+                self.file.variables[name][start:start + arr.shape[0]] = arr
 
     def commit(self, sample_range: tuple[int, int]) -> dict[str, Any]:
-        """Close, hash, write the sidecar, then rename into place. Returns the record."""
-        self.file.close()
-        record = {"sha256": sha256(self.tmp), "samples": list(sample_range)}
-        write_json_atomic(_sidecar(self.path), record)
-        os.replace(self.tmp, self.path)
+        """Close, hash, write the sidecar, then rename into place. Returns the record.
+
+        On failure nothing is published (the sidecar is written last but one, and a sidecar
+        without its shard counts as absent); a full disk raises a one-line SciopsError."""
+        try:
+            self._close()
+            record = {"sha256": sha256(self.tmp), "samples": list(sample_range)}
+            write_json_atomic(_sidecar(self.path), record)
+            os.replace(self.tmp, self.path)
+        except BaseException as e:
+            self.abort()
+            if atomic.is_disk_full(e):
+                raise atomic.disk_full_error(self.path, RESUME) from None
+            raise
         return record
 
+    def _close(self) -> None:
+        # Closed at most once: a second close after a failed one (disk full) makes HDF5
+        # flush a broken file and crash the interpreter; such a file is kept in UNCLOSABLE.
+        file, self.file = self.file, None
+        if file is not None:
+            try:
+                with atomic.quiet_disk_full():
+                    file.close()
+            except BaseException:
+                UNCLOSABLE.append(file)
+                raise
+
     def abort(self) -> None:
-        self.file.close()
+        """Drop the temporary file; never raises (it runs while another error unwinds)."""
+        try:
+            self._close()
+        except Exception:  # noqa: BLE001 - closing a file that failed to write may fail too
+            pass
         self.tmp.unlink(missing_ok=True)
 
 
@@ -377,8 +413,8 @@ def check_hashes(root: Path, records: list[tuple[str, dict[str, Any]]], source: 
     if fresh:
         try:
             write_json_atomic(root / STAMPS, {**_load_stamps(root), **fresh})
-        except OSError:
-            pass  # read-only dataset: the in-process cache still applies
+        except (OSError, SciopsError):
+            pass  # read-only dataset or full disk: the in-process cache still applies
 
 
 def _sample_coordinate(path: Path) -> np.ndarray:

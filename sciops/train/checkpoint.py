@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from sciops import atomic
 from sciops.errors import SciopsError
 
 FORMAT = "sciops-checkpoint/1"
@@ -55,9 +56,8 @@ def checksum(state: dict[str, Any]) -> str:
 def save(path: Path, state: dict[str, Any]) -> None:
     body = {"format": FORMAT, **{k: v for k, v in state.items() if k != "checksum"}}
     body["checksum"] = checksum(body)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(body, tmp)
-    os.replace(tmp, path)
+    atomic.write(path, lambda tmp: torch.save(body, tmp),
+                 then=f"the previous {path.name} is intact; free space and rerun with --resume")
 
 
 def remedy(path: Path) -> str:

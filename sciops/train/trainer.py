@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from sciops import models
+from sciops import atomic, models
 from sciops.errors import SciopsError
 from sciops.train import checkpoint, distributed
 from sciops.train.config import RunConfig
@@ -211,6 +211,8 @@ class Trainer:
         """Train (or resume) until ``epochs`` end, the time budget runs out, or the global
         step reaches ``max_steps``. Returns the last logged metrics."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.ctx.main:  # temporary files of a killed earlier run (rank 0 writes them all)
+            atomic.remove_stale(self.run_dir)
         tc = self.cfg.train
         last: dict[str, Any] = {}
         if resume and (self.run_dir / "last.pt").is_file():
