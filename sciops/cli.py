@@ -30,22 +30,120 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from sciops import pdes
-    from sciops.data import known_recipes, load_recipe
+LIST_SECTIONS = {
+    "pdes": "PDEs and the methods each supports: generate (a dataset recipe or a reference "
+            "solver), verify (a semilinear definition `sciops verify` checks), pinn and "
+            "gp-kron (`sciops solve --method`)",
+    "datasets": "dataset recipes (`sciops generate NAME`): PDE, default sample count, summary",
+    "models": "models of the zoo (`[model] name` in a training recipe), one line each",
+    "solvers": "training recipes (`sciops train NAME`): model, dataset, summary",
+}
 
-    names = pdes.available()
-    width = max(map(len, names))
-    print("PDEs:")
-    for name in names:
-        doc = ((pdes.get(name).__doc__ or "").strip().splitlines() or [""])[0]
-        print(f"  {name:<{width}}  {doc}")
-    print("Dataset recipes:")
-    recipes = [load_recipe(name) for name in known_recipes()]
-    rwidth = max((len(r.name) for r in recipes), default=0)
-    for r in recipes:
-        summary = r.description.split(". ")[0][:70]
-        print(f"  {r.name:<{rwidth}}  {r.pde:<{width}} {r.samples:>6} samples  {summary}")
+
+def _doc_line(obj: object) -> str:
+    """The first line of ``obj``'s docstring."""
+    return ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+
+
+def _headline(text: str) -> str:
+    """The leading clause of a recipe description without its asides: the text up to the
+    first ``:``, ``;`` or sentence end outside brackets, less the asides: groups `` (...)``
+    followed by punctuation, a space or the end that hold a year or a comma (citations,
+    settings; ``rho u (1 - u)`` stays).
+    ``"FNO-2D on ns2d (Li et al. 2021): vorticity ..."`` gives ``"FNO-2D on ns2d"``."""
+    import re
+
+    stack: list[int] = []
+    asides: list[tuple[int, int]] = []
+    end = len(text)
+    for k, c in enumerate(text):
+        if c in "([":
+            stack.append(k)
+        elif c in ")]" and stack:  # ")" may close a half-open interval "[0, 1)"
+            start = stack.pop()
+            if (not stack and text[start] == "(" and text[start - 1:start] == " "
+                    and text[k + 1:k + 2] in ",;:. "
+                    and re.search(r",\s|\b(19|20)\d\d\b", text[start:k])):
+                asides.append((start - 1, k + 1))
+        elif not stack and (c in ":;" or (c == "." and text[k + 1:k + 2] in ("", " ", "\n"))):
+            end = k
+            break
+    head = text[:end]
+    for a, b in reversed(asides):
+        head = head[:a] + head[b:]
+    return " ".join(head.split())
+
+
+def _print_table(title: str, rows: list[tuple[str, ...]], width: int) -> None:
+    """``title:`` then ``rows`` in aligned columns; the last column (a description) wraps to
+    ``width`` characters with a hanging indent, never inside a word. When the columns leave
+    it fewer than 30 characters, the description goes below them, indented by 6."""
+    import textwrap
+
+    print(f"{title}:")
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(len(rows[0]) - 1)] \
+        if rows else []
+    for *cols, text in rows:
+        head = "  " + "".join(f"{c:<{w}}  " for c, w in zip(cols, widths))
+        if width - len(head) < 30:
+            print(head.rstrip())
+            head = " " * 6
+        lines = textwrap.wrap(text, max(width - len(head), 20), break_long_words=False,
+                              break_on_hyphens=False)
+        print((head + (lines[0] if lines else "")).rstrip())
+        for line in lines[1:]:
+            print(" " * len(head) + line)
+
+
+def _list_rows(section: str) -> list[tuple[str, ...]]:
+    """The rows of one section of `sciops list` (see :data:`LIST_SECTIONS`)."""
+    if section == "pdes":
+        from sciops import pdes
+        from sciops.data import known_recipes, load_recipe
+        from sciops.pdes.semilinear import SemilinearPDE
+        from sciops.train.physics import solve_methods
+
+        with_recipe = {load_recipe(name).pde for name in known_recipes()}
+        rows = []
+        for name in pdes.available():
+            pde = pdes.get(name)
+            methods = [m for m, ok in (
+                ("generate", name in with_recipe or type(pde).solve is not pdes.PDE.solve),
+                ("verify", isinstance(pde, SemilinearPDE))) if ok]
+            rows.append((name, ", ".join(methods + list(solve_methods(pde))), _doc_line(pde)))
+        return rows
+    if section == "datasets":
+        from sciops.data import known_recipes, load_recipe
+
+        recipes = [load_recipe(name) for name in known_recipes()]
+        return [(r.name, r.pde, f"{r.samples} sample{'s' * (r.samples != 1)}",
+                 _headline(r.description))
+                for r in recipes]
+    if section == "models":
+        from sciops import models
+
+        return [(name, _doc_line(models.factory(name))) for name in models.available()]
+    from sciops.data import known_recipes
+    from sciops.train.config import load_run_config
+
+    rows = []
+    for name in known_recipes("solvers"):
+        cfg = load_run_config(name)
+        rows.append((name, str(cfg.model.get("name", "?")), cfg.data.dataset or "-",
+                     _headline(cfg.description)))
+    return rows
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import shutil
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    titles = {"pdes": "PDEs (methods)", "datasets": "Dataset recipes", "models": "Models",
+              "solvers": "Training recipes (model, dataset)"}
+    for k, section in enumerate([args.section] if args.section else list(LIST_SECTIONS)):
+        if k:
+            print()
+        _print_table(titles[section], _list_rows(section), width)
     return 0
 
 
@@ -129,9 +227,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
     summary = solve_instance(args.pde, _overrides(args.set), args.method, Path(args.out),
                              seed=args.seed, options=_overrides(args.option),
                              device=args.device, progress=not args.quiet)
-    errors = ", ".join(f"{k} {v:.3g}" for k, v in summary["rel_l2"].items()) or "no exact solution"
-    print(f"{args.out}: {args.pde} by {args.method} in {summary['wall_s']:.1f} s; "
-          f"rel. L2: {errors}")
+    errors = ", ".join(f"{k} {v:.3g}" for k, v in summary["rel_l2"].items()) or "n/a"
+    print(f"{args.pde} by {args.method} in {summary['wall_s']:.1f} s; rel. L2 vs the "
+          f"{summary['reference']}: {errors}; wrote {', '.join(summary['files'])} to {args.out}")
     return 0
 
 
@@ -215,7 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sciops", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="list PDEs and dataset recipes").set_defaults(func=cmd_list)
+    import textwrap
+
+    ls = sub.add_parser(
+        "list", help="list PDEs with their methods, dataset recipes, models and training "
+        "recipes (sections: " + ", ".join(LIST_SECTIONS) + ")",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="List what sciops knows, in sections (all of them without SECTION):\n"
+        + "\n".join(textwrap.fill(text, 78, initial_indent=f"  {name:<10}",
+                                   subsequent_indent=" " * 12)
+                     for name, text in LIST_SECTIONS.items()))
+    ls.add_argument("section", nargs="?", choices=list(LIST_SECTIONS),
+                    help="print only this section")
+    ls.set_defaults(func=cmd_list)
 
     g = sub.add_parser("generate", help="generate (or resume) a dataset from a recipe")
     g.add_argument("recipe", help="dataset recipe (sciops list datasets) or TOML path")
@@ -250,14 +360,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("solve", help="solve one PDE instance with a physics-informed solver")
-    s.add_argument("pde", help="PDE name (see `sciops list`)")
-    s.add_argument("--method", default="pinn", choices=("pinn", "gp-kron"))
+    s.add_argument("pde", help="PDE name; `sciops list pdes` shows the methods each supports")
+    s.add_argument("--method", default="pinn", choices=("pinn", "gp-kron"),
+                   help="physics-informed network or Kronecker Gaussian process (default: "
+                   "pinn); which PDE supports which: `sciops list pdes`")
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a PDE parameter (repeatable)")
     s.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="solver option, e.g. adam_steps=2000 or model.width=64 (repeatable)")
     s.add_argument("--seed", type=int, default=0, help="sample seed of the instance")
-    s.add_argument("--out", required=True, help="output directory (solution.nc, summary.json)")
+    s.add_argument("--out", required=True, help="output directory: solution.nc, solution.png "
+                   "(solution, reference, error), summary.json; pinn also run/ (log, weights)")
     s.add_argument("--device", default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_solve)

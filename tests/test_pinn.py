@@ -16,7 +16,14 @@ import xarray as xr
 from sciops import models, pdes
 from sciops.cli import main
 from sciops.pdes.base import Domain, PointSample, dirichlet
-from sciops.train.physics import PhysicsTask, PinnConfig, Problem, train_pinn, unit_points
+from sciops.train.physics import (
+    PhysicsTask,
+    PinnConfig,
+    Problem,
+    solve_methods,
+    train_pinn,
+    unit_points,
+)
 from sciops.train.trainer import Trainer
 
 torch.set_num_threads(1)
@@ -39,14 +46,20 @@ def test_pinn_solves_1d_poisson_to_1e_3(tmp_path, bc):
     cfg = PinnConfig(n_interior=64, n_boundary=1, adam_steps=300, lr=3e-3, lbfgs_steps=200,
                      bc=bc, model={"width": 32, "depth": 2})
     result = train_pinn(poisson1d(), cfg, tmp_path)
-    assert result.rel_l2 <= 1e-3
+    assert result.task.metric == "test_rel_l2" and result.test_error <= 1e-3
     x = torch.linspace(0, 1, 101, dtype=torch.float64)[:, None]
     u = result.predict(x)["u"]
     err = float((u - torch.sin(math.pi * x[:, 0])).norm() / torch.sin(math.pi * x[:, 0]).norm())
     assert err <= 1e-3
-    # the trainer ran the Adam phase: its log and checkpoints are in the run directory
+    # the trainer ran the Adam phase: its log and checkpoints are in the run directory; then
+    # one line per L-BFGS loss evaluation, the last with the final error
     log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 300 and (tmp_path / "final.pt").is_file()
+    adam = [r for r in log if "phase" not in r]
+    lbfgs = [r for r in log if r.get("phase") == "lbfgs"]
+    assert adam[-1]["step"] == 300 and (tmp_path / "final.pt").is_file()
+    assert [r["loss"] for r in lbfgs] == result.lbfgs_losses and len(lbfgs) >= 2
+    assert [r["evaluation"] for r in lbfgs] == list(range(1, len(lbfgs) + 1))
+    assert lbfgs[-1]["test_rel_l2"] == result.test_error
 
 
 def test_exact_dirichlet_ansatz_holds_before_training():
@@ -145,11 +158,15 @@ def test_cli_solve_pinn_end_to_end(tmp_path):
                  "model.depth=2", "--out", str(out), "--quiet"])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["rel_l2"]["u"] < 1e-2
+    assert summary["reference"] == "exact solution" and summary["rel_l2"]["u"] < 1e-2
     ds = xr.open_dataset(out / "solution.nc", engine="h5netcdf")
-    err = float(((ds.u - ds.u_exact) ** 2).sum() ** 0.5 / (ds.u_exact**2).sum() ** 0.5)
+    err = float(((ds.u - ds.u_reference) ** 2).sum() ** 0.5 / (ds.u_reference**2).sum() ** 0.5)
     assert ds.u.dims == ("x",) and ds.x.size == 51
     assert abs(err - summary["rel_l2"]["u"]) < 1e-12
+    # the log names its test error honestly: against the exact solution
+    log = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "test_rel_l2" in log[-1] and not any("residual_rms" in r for r in log)
+    assert (out / "solution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_solve_gp_kron_and_errors(tmp_path, capsys):
@@ -162,8 +179,56 @@ def test_cli_solve_gp_kron_and_errors(tmp_path, capsys):
     code = main(["solve", "poisson2d", "--option", "bogus=1", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and "unknown option 'bogus'" in err and len(err.strip().splitlines()) == 1
-    code = main(["solve", "darcy2d", "--out", str(tmp_path / "y")])
-    assert code == 2 and "point samples" in capsys.readouterr().err
+    for pde, method in (("darcy2d", "pinn"), ("ks2d", "pinn"), ("heat1d", "gp-kron")):
+        code = main(["solve", pde, "--method", method, "--out", str(tmp_path / "y")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith(f"sciops: error: {pde} cannot be solved by "
+                                            f"--method {method} (it needs ")
+        assert err.count("\n") == 1 and "`sciops list pdes`" in err
+    assert not (tmp_path / "y").exists()
+
+
+def test_solve_methods_is_the_one_source():
+    got = {name: solve_methods(pdes.get(name)) for name in
+           ("heat1d", "wave2d", "antiderivative1d", "poisson2d", "ks2d", "darcy2d", "ns2d")}
+    assert got == {"heat1d": ("pinn",), "wave2d": ("pinn",), "antiderivative1d": ("pinn",),
+                   "poisson2d": ("pinn", "gp-kron"), "ks2d": (), "darcy2d": (), "ns2d": ()}
+
+
+def test_cli_solve_pinn_without_closed_form_compares_with_the_reference_solver(tmp_path,
+                                                                              capsys):
+    """heat1d's instance (a random initial field) has no closed form: the error is taken
+    against heat1d's own solver on the stored grid, and the log says residual_rms."""
+    out = tmp_path / "heat"
+    code = main(["solve", "heat1d", "--set", "resolution=16", "--set", "n_records=4",
+                 "--set", "dtype=float64", "--option", "adam_steps=60",
+                 "--option", "lbfgs_steps=20", "--option", "n_interior=64",
+                 "--option", "steps_per_epoch=30", "--option", "model.width=16",
+                 "--option", "model.depth=2", "--out", str(out), "--quiet"])
+    assert code == 0
+    line = capsys.readouterr().out.strip()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reference"] == "heat1d reference solver"
+    assert line.startswith("heat1d by pinn in ") and line.endswith(
+        f"rel. L2 vs the heat1d reference solver: u {summary['rel_l2']['u']:.3g}; wrote "
+        f"solution.nc, solution.png, summary.json, run/ to {out}")
+    pde = pdes.get("heat1d")
+    params = pde.make_params({"resolution": 16, "n_records": 4, "dtype": "float64"})
+    inputs = pde.sample_inputs(params, 1, torch.Generator().manual_seed(0))
+    ds = xr.open_dataset(out / "solution.nc", engine="h5netcdf")
+    assert ds.u.dims == ("time", "x") and ds.u.shape == (5, 16)
+    # the reference is the solver's output for this instance: it starts from its u0
+    ref = pde.solve(params, inputs)["u"][0].numpy()
+    assert abs(ds.u_reference.values - ref).max() == 0.0
+    assert abs(ds.u_reference.values[0] - inputs["u0"][0].numpy()).max() < 1e-12
+    err = float(((ds.u - ds.u_reference) ** 2).sum() ** 0.5 / (ds.u_reference**2).sum() ** 0.5)
+    assert abs(err - summary["rel_l2"]["u"]) < 1e-12 and err < 1.0
+    log = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert not any("test_rel_l2" in r for r in log)
+    assert [r["epoch"] for r in log if "residual_rms" in r and "phase" not in r] == [2]
+    lbfgs = [r for r in log if r.get("phase") == "lbfgs"]
+    assert len(lbfgs) >= 2 and "residual_rms" in lbfgs[-1]
+    assert (out / "solution.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow

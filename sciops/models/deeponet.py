@@ -209,7 +209,9 @@ class _BranchTrunk(nn.Module):
 
 @register("deeponet")
 class DeepONet(_BranchTrunk):
-    """DeepONet on grids (Lu et al. 2021); see the module docstring and :class:`_BranchTrunk`.
+    """DeepONet (Lu et al. 2021): branch net of the input at sensors times trunk net of the point.
+
+    On grids; see the module docstring and :class:`_BranchTrunk`.
 
     Defaults: ``latent=64``, ``branch_layers=[128]``, ``trunk_layers=[128]``, 'gelu',
     'closed' grid; ``sensors`` is required.
@@ -226,7 +228,9 @@ class DeepONet(_BranchTrunk):
 
 @register("multionet")
 class MultiONet(_BranchTrunk):
-    """MultiONet (Zang & Koutsourelakis 2025); ``sum_layers=1`` is DeepONet exactly.
+    """MultiONet (Zang & Koutsourelakis 2025): DeepONet summed over its last layers.
+
+    ``sum_layers=1`` is DeepONet exactly.
 
     Defaults: ``latent=64``, no hidden layers before ``sum_layers=4`` summed layers,
     'gelu', 'closed' grid; ``sensors`` is required.

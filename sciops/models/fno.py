@@ -193,7 +193,9 @@ def _positive_int(value: int, field: str) -> int:
 
 @register("fno")
 class FNO(nn.Module):
-    """Fourier neural operator: ``(b, in_channels, *space) -> (b, out_channels, *space)``.
+    """Fourier neural operator (Li et al. 2021): spectral convolutions on 1-3D grids.
+
+    ``(b, in_channels, *space) -> (b, out_channels, *space)``.
 
     Keyword names and defaults are neuraloperator's ``FNO``'s. ``n_modes``: modes per
     spatial axis (1 to 3 axes; the last keeps ``n//2 + 1`` rfft bins); lifting and projection
@@ -316,7 +318,7 @@ class FNO(nn.Module):
 
 @register("tfno")
 class TFNO(FNO):
-    """:class:`FNO` with Tucker-factorized spectral weights of rank 0.1 by default.
+    """FNO with Tucker-factorized spectral weights (Kossaifi et al. 2023), rank 0.1 by default.
 
     Those are neuraloperator's ``TFNO`` defaults (about 10% of the dense spectral weights).
     """

@@ -143,7 +143,9 @@ class NeuralSpectralBlock(nn.Module):
 
 @register("lsm")
 class LSM(nn.Module):
-    """Latent Spectral Model on 2D or 3D grids (see the module docstring).
+    """Latent Spectral Model (Wu et al. 2023): U-Net with latent-token spectral blocks, 2D/3D.
+
+    See the module docstring.
 
     Parameters
     ----------

@@ -102,7 +102,9 @@ def stitch(patches: Tensor, levels: int, pad: int | Sequence[int] = 0) -> Tensor
 
 @register("mg-tfno")
 class MGTFNO(nn.Module):
-    """TFNO on multi-grid patches: ``(b, in_channels, *space) -> (b, out_channels, *space)``.
+    """Multi-grid TFNO (Kossaifi et al. 2023): a TFNO on patches with coarse context levels.
+
+    ``(b, in_channels, *space) -> (b, out_channels, *space)``.
 
     ``levels``: patches per axis ``2**levels``, each with ``levels`` coarse context levels
     (so the TFNO sees ``in_channels * (levels + 1)`` channels); ``padding_fraction``:

@@ -123,7 +123,9 @@ class VCycle(nn.Module):
 
 @register("mgno")
 class MgNO(nn.Module):
-    """Multigrid neural operator (see the module docstring).
+    """Multigrid neural operator (He, Liu & Xu 2024): layers whose operators are V-cycles.
+
+    See the module docstring.
 
     Parameters
     ----------

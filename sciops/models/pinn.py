@@ -41,7 +41,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "sin": _Sin, "gelu":
 
 @register("pinn")
 class PINN(nn.Module):
-    """MLP ``coordinates -> fields`` with periodic / Fourier-feature embeddings (module doc).
+    """Physics-informed MLP: coordinates -> fields, periodic and Fourier-feature embeddings.
+
+    See the module docstring.
 
     Parameters (defaults documented once, here):
         in_channels: number of coordinates ``d``.

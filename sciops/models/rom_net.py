@@ -22,8 +22,11 @@ from sciops.models import register
 
 @register("rom-net")
 class RomNetModel(nn.Module):
-    """ROM-net with ``n_clusters`` local bases of ``rank`` modes and a ``n_neighbors``-NN
-    classifier; ``in_channels``/``out_channels`` are checked against the data at fit time."""
+    """ROM-net: local POD bases on sine-dissimilarity clusters picked by a k-NN classifier.
+
+    ``n_clusters`` local bases of ``rank`` modes and a ``n_neighbors``-NN classifier;
+    ``in_channels``/``out_channels`` are checked against the data at fit time. Fitted, not
+    trained by gradient descent."""
 
     def __init__(self, in_channels: int, out_channels: int, n_clusters: int = 8,
                  rank: int = 10, n_neighbors: int = 5, seed: int = 0):

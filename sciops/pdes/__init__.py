@@ -10,6 +10,20 @@ from sciops.pdes import (
     poisson2d,  # noqa: F401  (registers "poisson2d")
     wave2d,  # noqa: F401  (registers "wave2d")
 )
-from sciops.pdes.base import PDE, Params, SolverDiverged, Variable, available, get, param, register
+from sciops.pdes.base import (
+    PDE,
+    Condition,
+    Domain,
+    Params,
+    PointSample,
+    SolverDiverged,
+    Variable,
+    available,
+    dirichlet,
+    get,
+    param,
+    register,
+)
 
-__all__ = ["PDE", "Params", "SolverDiverged", "Variable", "available", "get", "param", "register"]
+__all__ = ["PDE", "Condition", "Domain", "Params", "PointSample", "SolverDiverged", "Variable",
+           "available", "dirichlet", "get", "param", "register"]

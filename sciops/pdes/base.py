@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -284,11 +285,23 @@ def register(cls: type[PDE]) -> type[PDE]:
     return cls
 
 
+_BROKEN: set[str] = set()  # entry points that failed to load (warned about once)
+
+
 def _load_entry_points() -> None:
+    """Register the classes of the entry-point group ``sciops.pdes``. One that fails to load
+    is skipped with one line ``sciops: warning: ...`` on stderr, so a broken plug-in breaks
+    no command that does not use it."""
     for ep in entry_points(group="sciops.pdes"):
-        if ep.name not in _REGISTRY:
-            cls = ep.load()
-            _REGISTRY[ep.name] = cls
+        if ep.name in _REGISTRY or ep.name in _BROKEN:
+            continue
+        try:
+            _REGISTRY[ep.name] = ep.load()
+        except Exception as e:  # a plug-in's import can fail in any way
+            _BROKEN.add(ep.name)
+            reason = " ".join(str(e).split()) or "(no message)"
+            print(f"sciops: warning: skipped PDE plug-in {ep.name} = {ep.value}: "
+                  f"{type(e).__name__}: {reason}", file=sys.stderr)
 
 
 def available() -> list[str]:

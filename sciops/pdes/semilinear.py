@@ -203,7 +203,8 @@ class SemilinearPDE(PDE):
 
     def point_sample(self, params: SemilinearParams, inputs: Mapping[str, Tensor]
                      ) -> PointSample:
-        """Sample 0's initial fields as trigonometric interpolants of the grid."""
+        """Sample 0's initial fields as trigonometric interpolants of the grid. No exact
+        solution: :meth:`exact` is one particular solution, not that of a random sample."""
         grids = {f"{k}0": inputs[f"{k}0"][0] for k in self.fields}
         L = self.lengths(params)
 
@@ -211,11 +212,7 @@ class SemilinearPDE(PDE):
             pts = [c[a] for a in self.axes]
             return {k: spectral.interpolate(v, L, pts) for k, v in grids.items()}
 
-        exact = None
-        if type(self).exact is not SemilinearPDE.exact:
-            def exact(c: Mapping[str, Tensor]) -> dict[str, Tensor]:
-                return self.exact(params, c)
-        return PointSample(given, exact)
+        return PointSample(given)
 
     def exact(self, params: SemilinearParams, coords: Mapping[str, Tensor]) -> Fields:
         """Closed-form fields at ``coords`` (``t`` and the axes, broadcastable tensors)."""

@@ -29,13 +29,16 @@ that face's coordinate and must vanish on the other faces of ``u``.
 and then L-BFGS here: the trainer's loop is first-order (one ``loss.backward()`` and one
 ``optimizer.step()`` per batch), whereas L-BFGS needs a closure that re-evaluates the full
 loss inside its line search. :func:`solve_instance` solves one instance of a registered
-PDE (``sciops solve``) with ``pinn`` or, for ``poisson2d``, the Kronecker GP solver, and
-writes the field on the PDE's stored grid with its error against the exact solution.
+PDE (``sciops solve``) with a method :func:`solve_methods` allows (``pinn`` or, for
+``poisson2d``, the Kronecker GP solver), and writes the field on the PDE's stored grid with
+its error against a reference: the exact solution where the instance has one, else the
+PDE's own solver on the same grid.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -51,15 +54,18 @@ from torch.utils.data import Dataset
 
 from sciops import pdes
 from sciops.errors import SciopsError
-from sciops.pdes.base import PDE, Condition, Domain, Params, PointSample
+from sciops.pdes.base import PDE, Condition, Domain, Params, PointSample, SolverDiverged
 from sciops.train import checkpoint
 from sciops.train.config import RunConfig, TrainConfig
 from sciops.train.trainer import Trainer
 
 __all__ = ["Problem", "PinnConfig", "PhysicsTask", "PinnResult", "train_pinn", "lbfgs",
-           "solve_instance", "METHODS"]
+           "solve_instance", "solve_methods", "METHODS"]
 
 METHODS = ("pinn", "gp-kron")
+NEEDS = {"pinn": "point samples, a pointwise domain and a pointwise (autograd) residual",
+         "gp-kron": "the Kronecker GP solver's operator, implemented for poisson2d only"}
+"""What each of :data:`METHODS` needs from a PDE (error messages)."""
 SAMPLINGS = ("uniform", "sobol", "grid")
 
 Residual = Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], Tensor]
@@ -231,6 +237,10 @@ class PhysicsTask:
         self.train_set = CollocationSet(self.points, min(cfg.steps_per_epoch,
                                                          max(cfg.adam_steps, 1)))
         self.eval_points = self._box_points(cfg.eval_points, "sobol", cfg.seed + 10_007)
+        exact = problem.sample.exact is not None
+        self.metric = "test_rel_l2" if exact else "residual_rms"
+        """Name of what :meth:`evaluate` returns (the trainer logs it under this key)."""
+        self.metric_label = "test rel. L2 vs exact" if exact else "residual RMS"
 
     # -- points ---------------------------------------------------------------------------
     def _box_points(self, n: int, how: str, seed: int) -> Tensor:
@@ -350,7 +360,7 @@ class PhysicsTask:
 
     def evaluate(self, model: nn.Module, device: torch.device) -> float:
         """Relative L2 error against the exact solution on Sobol points (the unknowns it
-        gives, jointly); without one, the RMS residual."""
+        gives, jointly); without one, the RMS residual (:attr:`metric` names which)."""
         exact = self.problem.sample.exact
         if exact is None:
             with torch.enable_grad():
@@ -370,7 +380,8 @@ class PhysicsTask:
 
 @dataclass
 class PinnResult:
-    """A trained PINN: the model, its task, the losses and timings (seconds)."""
+    """A trained PINN: the model, its task, the losses, timings (seconds) and its final test
+    error (``task.metric``: relative L2 vs the exact solution, else the RMS residual)."""
 
     model: nn.Module
     task: PhysicsTask
@@ -379,7 +390,7 @@ class PinnResult:
     adam_wall_s: float
     lbfgs_wall_s: float
     cpu_s: float
-    rel_l2: float
+    test_error: float
 
     def predict(self, pts: Tensor) -> dict[str, Tensor]:
         return self.task.predict(self.model, pts)
@@ -423,7 +434,9 @@ def run_config(task: PhysicsTask, cfg: PinnConfig) -> RunConfig:
 def train_pinn(problem: Problem, cfg: PinnConfig, run_dir: str | Path, *,
                device: str | None = None, progress: bool = False) -> PinnResult:
     """Adam (shared trainer, ``run_dir`` gets its log and checkpoints) then L-BFGS; the
-    final weights go to ``run_dir/final.pt``."""
+    final weights go to ``run_dir/final.pt``. ``metrics.jsonl`` gets the trainer's lines of
+    the Adam phase, then one line per L-BFGS loss evaluation (``phase``, ``evaluation``,
+    ``loss``), the last one with the final test error and the L-BFGS seconds."""
     task = PhysicsTask(problem, cfg)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     run = run_config(task, cfg)
@@ -439,8 +452,42 @@ def train_pinn(problem: Problem, cfg: PinnConfig, run_dir: str | Path, *,
     checkpoint.save(Path(run_dir) / "final.pt", {
         "model": model.state_dict(), "config": run.to_dict(),
         "task": {k: m.state_dict() for k, m in task.state_modules().items()}})
+    error = task.evaluate(model, trainer.ctx.device)
+    for k, loss in enumerate(losses, 1):
+        end = {task.metric: error, "seconds": round(t2 - t1, 3)} if k == len(losses) else {}
+        trainer._log({"phase": "lbfgs", "evaluation": k, "loss": loss, **end})
     return PinnResult(model, task, float(last.get("train_loss", math.nan)), losses, t1 - t0,
-                      t2 - t1, cpu, task.evaluate(model, trainer.ctx.device))
+                      t2 - t1, cpu, error)
+
+
+def solve_methods(pde: PDE) -> tuple[str, ...]:
+    """The :data:`METHODS` that ``sciops solve`` can apply to ``pde`` (:data:`NEEDS`): ``pinn``
+    when its inputs can be evaluated at points and its residual has a pointwise form (checked
+    at its default parameters), ``gp-kron`` for ``poisson2d``."""
+    pinn = ("pinn",) if _has_pointwise_residual(type(pde)) else ()
+    return pinn + (("gp-kron",) if pde.name == "poisson2d" else ())
+
+
+@functools.cache
+def _has_pointwise_residual(cls: type[PDE]) -> bool:
+    """Whether a sample of ``cls`` at default parameters has point values, a domain and an
+    autograd residual (evaluated once, at two points of the box)."""
+    if cls.point_sample is PDE.point_sample or cls.domain is PDE.domain:
+        return False
+    pde = cls()
+    try:
+        params = pde.make_params()
+        inputs = pde.sample_inputs(params, 1, torch.Generator().manual_seed(0))
+        sample, domain = pde.point_sample(params, inputs), pde.domain(params)
+        coords = {n: torch.tensor([lo + 0.3 * (hi - lo), lo + 0.6 * (hi - lo)],
+                                  dtype=torch.float64, requires_grad=True)
+                  for n, (lo, hi) in domain.box.items()}
+        wave = torch.sin(sum(coords.values()))
+        pde.residual({**sample.given(coords), **{o: wave for o in domain.outputs}}, coords,
+                     params)
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _grid_points(pde: PDE, params: Params, box: list[str]) -> tuple[dict[str, np.ndarray],
@@ -458,8 +505,6 @@ def _gp_kron(pde: PDE, params: Params, sample: PointSample, options: Mapping[str
     """``poisson2d`` by the Kronecker GP solver on its stored vertex grid."""
     from sciops.models.gp_kron import KroneckerGPSolver, poisson
 
-    if pde.name != "poisson2d":
-        raise SciopsError(f"--method gp-kron supports poisson2d, not {pde.name}")
     allowed = {"steps": int, "lbfgs_steps": int, "lr": float, "n_components": int,
                "kernel": str}
     unknown = sorted(set(options) - set(allowed))
@@ -475,14 +520,89 @@ def _gp_kron(pde: PDE, params: Params, sample: PointSample, options: Mapping[str
     return {"u": solver.solution.flatten()}
 
 
+def _reference(pde: PDE, params: Params, inputs: Mapping[str, Tensor], sample: PointSample,
+               box: list[str], mesh: Tensor, shape: tuple[int, ...]
+               ) -> tuple[str, dict[str, Tensor]]:
+    """What the solution is compared with, and its fields on the stored grid (``shape``, box
+    order, float64): the instance's exact solution, else the PDE's own solver."""
+    if sample.exact is not None:
+        exact = sample.exact({n: mesh[:, i] for i, n in enumerate(box)})
+        return "exact solution", {k: v.double().reshape(shape) for k, v in exact.items()}
+    try:
+        out = pde.solve(params, inputs)
+    except SolverDiverged as e:
+        raise SciopsError(f"{pde.name}: its reference solver failed: {e}") from None
+    dims = [pde.coords(params)[n][0] for n in box]
+    ref = {}
+    for name, value in out.items():
+        var_dims = list(pde.variables[name].dims[1:])  # without "sample"
+        if sorted(var_dims) == sorted(dims):
+            ref[name] = value[0].double().permute([var_dims.index(d) for d in dims])
+    return f"{pde.name} reference solver", ref
+
+
+def _figure(path: Path, pred: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray],
+            dims: list[str], axes: list[np.ndarray], title: str) -> None:
+    """One row per unknown: solution and reference (one colour scale), their difference (its
+    own scale). Over ``time`` and space the last record is shown, in 3-D space the middle
+    slice of the last axis; fields left with one axis are line plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    index: list[int | slice] = [slice(None)] * len(dims)
+    notes = []
+    if dims[0] == "time" and len(dims) > 2:
+        index[0] = -1
+        notes.append(f"t = {axes[0][-1]:.3g}")
+    if len(dims) - (dims[0] == "time" and len(dims) > 2) > 2:
+        index[-1] = len(axes[-1]) // 2
+        notes.append(f"{dims[-1]} = {axes[-1][index[-1]]:.3g}")
+    shown = [a for a, i in enumerate(index) if isinstance(i, slice)]
+    fig, grid = plt.subplots(len(pred), 3, figsize=(10, 2.8 * len(pred)), squeeze=False,
+                             constrained_layout=True)
+    for row, name in zip(grid, pred):
+        u = pred[name][tuple(index)]
+        panels = [(u, f"{name}")]
+        if name in ref:
+            r = ref[name][tuple(index)]
+            panels += [(r, f"{name} reference"), (u - r, f"{name} - reference")]
+        lo = min(float(v.min()) for v, _ in panels[:2])
+        hi = max(float(v.max()) for v, _ in panels[:2])
+        for k, (ax, (values, label)) in enumerate(zip(row, panels)):
+            same = k < 2  # solution and reference share a scale; the error has its own
+            if len(shown) == 1:
+                ax.plot(axes[shown[0]], values, lw=1)
+                ax.set_xlabel(dims[shown[0]])
+                if same and hi > lo:
+                    ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+            else:
+                top = float(np.abs(values).max()) or 1.0
+                lim = (lo, hi) if same else (-top, top)
+                im = ax.pcolormesh(axes[shown[1]], axes[shown[0]], values, shading="nearest",
+                                   cmap="RdBu_r", vmin=lim[0], vmax=lim[1])
+                ax.set_xlabel(dims[shown[1]])
+                ax.set_ylabel(dims[shown[0]])
+                fig.colorbar(im, ax=ax, shrink=0.85)
+            ax.set_title(label, fontsize=9)
+        for ax in row[len(panels):]:
+            ax.axis("off")
+    fig.suptitle(title + (f" ({', '.join(notes)})" if notes else ""), fontsize=10)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
                    out: str | Path, *, seed: int = 0, options: Mapping[str, str] | None = None,
                    device: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Solve sample ``seed`` of a PDE with ``method``; write ``solution.nc`` (unknowns and
-    exact solution on the PDE's stored grid, netCDF) and ``summary.json`` into ``out``.
+    """Solve sample ``seed`` of a PDE with ``method``; write into ``out``: ``solution.nc``
+    (unknowns and reference on the PDE's stored grid, netCDF), ``solution.png`` (solution,
+    reference, error) and ``summary.json``; a PINN's run (log, checkpoints) in ``out/run``.
 
-    Returns the summary: relative L2 per unknown on the stored grid (where an exact solution
-    exists), wall and CPU seconds.
+    Returns the summary: ``reference`` (the exact solution where the instance has one, else
+    the PDE's reference solver on the same grid), ``rel_l2`` per unknown against it on the
+    stored grid, wall and CPU seconds of the method, and the ``files`` written.
     """
     import xarray as xr
 
@@ -491,6 +611,14 @@ def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
     options = dict(options or {})
     try:
         pde = pdes.get(pde_name)
+    except KeyError as e:
+        raise SciopsError(str(e.args[0])) from None
+    supported = solve_methods(pde)
+    if method not in supported:
+        raise SciopsError(f"{pde_name} cannot be solved by --method {method} (it needs "
+                          f"{NEEDS[method]}); {pde_name} supports "
+                          f"{', '.join(supported) or 'no solve method'} (see `sciops list pdes`)")
+    try:
         params = pde.make_params(overrides)
         inputs = pde.sample_inputs(params, 1, torch.Generator().manual_seed(seed))
         sample = pde.point_sample(params, inputs)
@@ -498,9 +626,6 @@ def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
         cfg = PinnConfig.from_options(options) if method == "pinn" else None
     except (KeyError, ValueError) as e:
         raise SciopsError(f"{pde_name}: {e.args[0]}") from None
-    except NotImplementedError as e:
-        raise SciopsError(f"{e}; `sciops solve` needs a PDE with a pointwise domain and "
-                          "point samples") from None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     box = list(domain.box)
@@ -513,20 +638,25 @@ def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
     else:
         pred = _gp_kron(pde, params, sample, options, mesh, shape)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    exact = sample.exact({n: mesh[:, i] for i, n in enumerate(box)}) if sample.exact else {}
-    data, errors = {}, {}
+    reference, ref = _reference(pde, params, inputs, sample, box, mesh, shape)
     dims = [pde.coords(params)[n][0] for n in box]
+    data, errors = {}, {}
+    pred = {name: value.reshape(shape) for name, value in pred.items()}
     for name, value in pred.items():
-        data[name] = (dims, value.reshape(shape).numpy())
-        if name in exact:
-            ref = exact[name].double().reshape(shape)
-            data[f"{name}_exact"] = (dims, ref.numpy())
-            errors[name] = float((value.reshape(shape) - ref).norm() / ref.norm())
+        data[name] = (dims, value.numpy())
+        if name in ref:
+            data[f"{name}_reference"] = (dims, ref[name].numpy())
+            errors[name] = float((value - ref[name]).norm() / ref[name].norm())
+    files = ["solution.nc", "solution.png", "summary.json"] + (["run/"] if method == "pinn"
+                                                              else [])
     summary = {"pde": pde_name, "method": method, "seed": seed, "params": params.to_dict(),
-               "options": options, "grid": list(shape), "rel_l2": errors,
-               "wall_s": wall, "cpu_s": cpu}
+               "options": options, "grid": list(shape), "reference": reference,
+               "rel_l2": errors, "wall_s": wall, "cpu_s": cpu, "files": files}
     ds = xr.Dataset(data, coords={d: axes[n] for d, n in zip(dims, box)},
                     attrs={"summary": json.dumps(summary)})
     ds.to_netcdf(out / "solution.nc", engine="h5netcdf")
+    _figure(out / "solution.png", {k: v.numpy() for k, v in pred.items()},
+            {k: v.numpy() for k, v in ref.items()}, dims, [axes[n] for n in box],
+            f"{pde_name} by {method}, seed {seed}; reference: {reference}")
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
