@@ -265,7 +265,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from sciops.train.predict import predict_dataset
 
-    out = predict_dataset(args.run, args.data, args.out, device=args.device or "cpu")
+    out = predict_dataset(args.run, args.data, args.out, device=args.device or "cpu",
+                          progress=not args.quiet)
     print(f"predictions written to {out}")
     return 0
 
@@ -285,10 +286,11 @@ def _range(text: str | None) -> range | None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sciops.evaluate.compare import evaluate_runs
 
-    path = evaluate_runs([Path(r) for r in args.runs], Path(args.data), Path(args.out),
-                         samples=_range(args.samples), n_clusters=args.clusters,
-                         device=args.device or "cpu")
-    print(f"report: {path}")
+    path = evaluate_runs([Path(r) for r in args.runs], Path(args.data) if args.data else None,
+                         Path(args.out), samples=_range(args.samples),
+                         n_clusters=args.clusters, device=args.device or "cpu",
+                         progress=not args.quiet)
+    print(f"report: {path} (figures and metrics.json in {path.parent})")
     return 0
 
 
@@ -296,8 +298,8 @@ def cmd_rom(args: argparse.Namespace) -> int:
     from sciops.evaluate.rom_study import rom_study
 
     path = rom_study(Path(args.data), args.var, Path(args.out), k=args.k, rank=args.rank,
-                     max_snapshots=args.max_snapshots)
-    print(f"report: {path}")
+                     max_snapshots=args.max_snapshots, progress=not args.quiet)
+    print(f"report: {path} (rom.json and rom.png in {path.parent})")
     return 0
 
 
@@ -388,15 +390,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--data", required=True, help="dataset directory")
     pr.add_argument("--out", required=True, help="output netCDF file")
     pr.add_argument("--device", default=None)
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
 
-    e = sub.add_parser("evaluate", help="score runs on a dataset; write a Markdown report")
-    e.add_argument("runs", nargs="+", help="run directories")
-    e.add_argument("--data", required=True, help="dataset directory or peer file")
+    e = sub.add_parser("evaluate", help="score runs or prediction files on a dataset; write "
+                       "a Markdown report")
+    e.add_argument("runs", nargs="+", help="run directories or prediction files (sciops "
+                   "predict)")
+    e.add_argument("--data", help="dataset directory or peer file (default: the one the runs "
+                   "were trained on or the files predicted from)")
     e.add_argument("--out", required=True, help="report directory")
-    e.add_argument("--samples", help="START:STOP sample range (default: all)")
+    e.add_argument("--samples", help="START:STOP sample range (default: the runs' test "
+                   "split)")
     e.add_argument("--clusters", type=int, default=4, help="clusters for the error map")
     e.add_argument("--device", default=None)
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("rom", help="local vs global POD study of a stored variable")
@@ -406,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rank", type=int, default=10, help="largest POD rank")
     r.add_argument("--max-snapshots", type=int, default=2000)
     r.add_argument("--out", required=True, help="report directory")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_rom)
 
     d = sub.add_parser("demo", help="small end-to-end run writing a Markdown report")

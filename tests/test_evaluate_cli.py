@@ -9,7 +9,7 @@ from PIL import Image
 
 from sciops import cli
 from sciops.data import generate, load_recipe, open_dataset
-from sciops.evaluate import rom
+from sciops.evaluate import report, rom
 from sciops.train import Trainer, build_config
 from sciops.train.predict import load_run
 
@@ -63,3 +63,90 @@ def test_rom_study(trained):
     direct = rom.projection_error(x, rom.pod(x, rank=4)).mean()
     assert abs(g[-1] - direct) < 1e-9
     assert Image.open(out / "rom.png").size[0] > 100
+
+
+# -- which samples are scored ---------------------------------------------------------------
+def _copy_run(root, name, train, test):
+    """A copy of the trained run whose config.json declares another split."""
+    import shutil
+
+    run = root / name
+    shutil.copytree(root / "run", run, dirs_exist_ok=True)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"].update(train_samples=train, test_samples=test)
+    (run / "config.json").write_text(json.dumps(cfg))
+    return run
+
+
+def test_evaluate_defaults_to_the_shared_test_split(trained, capsys):
+    root, data = trained
+    assert cli.main(["evaluate", str(root / "run"), "--out", str(root / "dflt"),
+                     "--clusters", "2"]) == 0  # no --data: the run's dataset
+    res = json.loads((root / "dflt" / "metrics.json").read_text())
+    assert res["samples"] == [12, 16] and res["data"] == str(data.resolve())
+    other = _copy_run(root, "other", 10, 6)  # test split 10..15: the runs share 12..15
+    assert cli.main(["evaluate", str(root / "run"), str(other), "--out", str(root / "both"),
+                     "--clusters", "2"]) == 0
+    assert json.loads((root / "both" / "metrics.json").read_text())["samples"] == [12, 16]
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_evaluate_refuses_runs_whose_test_splits_are_disjoint(trained, capsys):
+    root, _ = trained
+    other = _copy_run(root, "disjoint", 8, 4)  # test split 8..11
+    assert cli.main(["evaluate", str(root / "run"), str(other), "--out",
+                     str(root / "never")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "do not overlap" in err and "run: 12:16" in err
+    assert not (root / "never").exists()
+
+
+# -- figures --------------------------------------------------------------------------------
+def test_error_panel_has_its_own_colour_scale(tmp_path):
+    x = np.linspace(0, 2 * np.pi, 32)
+    truth = np.sin(x)[:, None] * np.cos(x)[None, :]
+    pred = truth + 1e-3 * np.cos(3 * x)[:, None]  # an error 1000x below the field
+    fields = np.stack([truth, pred, pred - truth])[None]
+    path = report.plot_comparison(fields, tmp_path / "c.png")
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(float)
+    err_panel = rgb[:, 2 * rgb.shape[1] // 3 + 10:-60]  # right column, without colourbar
+    assert err_panel.std(axis=(0, 1)).max() > 40  # blue and red stripes, not a white square
+
+
+@pytest.mark.parametrize("lo, hi", [(0.021, 0.048), (1e-3, 0.9), (1e-8, 2.0), (0.99, 1.02)])
+def test_log_axis_tick_labels_do_not_overlap(lo, hi):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.set_xscale("log")
+    ax.plot([lo, hi], [0, 1])
+    report._tidy_log(ax.xaxis, np.array([lo, hi]))
+    fig.canvas.draw()
+    boxes = sorted((t.get_window_extent() for t in ax.get_xticklabels(which="both")
+                    if t.get_visible() and t.get_text() and lo <= t.get_position()[0] <= hi),
+                   key=lambda b: b.x0)
+    plt.close(fig)
+    assert len(boxes) >= 2, (lo, hi)
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]
+
+
+def test_each_model_keeps_its_colour_in_every_figure(tmp_path):
+    colors = report.colors_for(["a", "b"])
+    assert colors["a"] != colors["b"] and colors["a"] not in report.REFERENCE_COLORS.values()
+    colors["a"] = "#ff0000"  # pure red, which no default colour is
+    rng = np.random.default_rng(0)
+    paths = [
+        report.plot_error_ecdf({"b": rng.uniform(0.1, 1, 9), "a": rng.uniform(0.1, 1, 9)},
+                               tmp_path / "e.png", colors=colors),
+        report.plot_rollout({"b": rng.uniform(0.1, 1, (9, 4)), "a": rng.uniform(0.1, 1, (9, 4))},
+                            tmp_path / "r.png", colors=colors),
+        report.plot_spectra({"b": np.ones(8), "a": np.arange(8.0) + 1}, tmp_path / "s.png",
+                            colors=colors),
+        report.plot_training({"b": [{"epoch": 1, "train_loss": 1.0, "test_rel_l2": 0.5}],
+                              "a": [{"epoch": 1, "train_loss": 2.0, "test_rel_l2": 0.4},
+                                    {"epoch": 2, "train_loss": 1.5, "test_rel_l2": 0.3}]},
+                             tmp_path / "t.png", colors=colors)]
+    for path in paths:
+        rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        red = (rgb[..., 0] > 230) & (rgb[..., 1] < 40) & (rgb[..., 2] < 40)
+        assert red.sum() > 20, path.name

@@ -47,6 +47,7 @@ __all__ = [
     "h1_error",
     "max_error",
     "nrmse",
+    "particle_errors",
     "relative_l2",
     "rmse",
     "rollout_error",
@@ -505,3 +506,28 @@ def summarize(metrics: xr.Dataset) -> dict[str, float]:
                                else v.mean(skipna=False))
     out["nonfinite_samples"] = int(nonfinite(metrics).sum())
     return out
+
+
+def particle_errors(pred: Field, target: Field) -> xr.Dataset:
+    """Position errors of particle rollouts; ``pred``, ``target``: ``(sample, time, particle,
+    dim)`` positions in m (arrays, tensors or DataArrays in that dim order).
+
+    With ``|e|`` the distance between predicted and true position of a particle at a step:
+
+    * ``rollout_error (sample, time) = sqrt(mean_particles |e|²)`` (m);
+    * ``position_rmse (sample) = sqrt(mean_{time, particles} |e|²)`` (m);
+    * ``final_rmse (sample)``: ``rollout_error`` at the last step (m);
+    * ``max_error (sample) = max |e|`` (m);
+    * ``mse (sample) = mean_{time, particles} |e|²`` (m²; the particle task's test error).
+    """
+    p, y = (np.asarray(a, dtype=np.float64) for a in (pred, target))
+    if p.shape != y.shape or p.ndim != 4:
+        raise ValueError(f"pred: shape {p.shape} must equal target shape {y.shape}, "
+                         f"(sample, time, particle, dim)")
+    sq = ((p - y) ** 2).sum(-1)
+    per_step = np.sqrt(sq.mean(-1))
+    return xr.Dataset({"position_rmse": ("sample", np.sqrt(sq.mean((1, 2)))),
+                       "final_rmse": ("sample", per_step[:, -1]),
+                       "max_error": ("sample", np.sqrt(sq.max((1, 2)))),
+                       "mse": ("sample", sq.mean((1, 2))),
+                       "rollout_error": (("sample", "time"), per_step)})

@@ -5,6 +5,7 @@ Snapshots of one variable (every sample, and every stored time if it has a time 
 ``1..rank``, the mean relative projection error of a global POD basis, of local POD bases
 on Euclidean k-means clusters, and of local POD bases on sine-dissimilarity k-medoids
 clusters (oracle assignment), and writes ``rom.json``, ``rom.png`` and ``report.md``.
+Particle data (a ``particle`` dim) are refused: their snapshots are not fields on one grid.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from sciops.data import open_dataset
 from sciops.errors import SciopsError
 from sciops.evaluate import report, rom
+from sciops.train.predict import bar
 
 
 def load_snapshots(data: Path, var: str, max_snapshots: int = 2000) -> np.ndarray:
@@ -25,6 +27,9 @@ def load_snapshots(data: Path, var: str, max_snapshots: int = 2000) -> np.ndarra
     if var not in ds:
         raise SciopsError(f"{data}: no variable {var!r}; stored: {sorted(ds.data_vars)}")
     field = ds[var]
+    if "particle" in field.dims:
+        raise SciopsError(f"{data}: {var!r} is particle data (dims {', '.join(field.dims)}); "
+                          f"the ROM study needs fields on a grid")
     lead = [d for d in ("sample", "time") if d in field.dims]
     stacked = field.stack(snapshot=lead).transpose("snapshot", ...)
     n = stacked.sizes["snapshot"]
@@ -33,8 +38,9 @@ def load_snapshots(data: Path, var: str, max_snapshots: int = 2000) -> np.ndarra
 
 
 def rom_study(data: Path, var: str, out: Path, *, k: int = 8, rank: int = 10,
-              max_snapshots: int = 2000, seed: int = 0) -> Path:
-    """Run the study on ``data[var]`` into ``out``; returns ``out/report.md``."""
+              max_snapshots: int = 2000, seed: int = 0, progress: bool = False) -> Path:
+    """Run the study on ``data[var]`` into ``out``; returns ``out/report.md``. ``progress``:
+    a bar over the ranks (on a TTY)."""
     x = load_snapshots(data, var, max_snapshots)
     if len(x) < 2 * k:
         raise SciopsError(f"--k {k}: needs at least {2 * k} snapshots, {data} has {len(x)}")
@@ -44,12 +50,15 @@ def rom_study(data: Path, var: str, out: Path, *, k: int = 8, rank: int = 10,
     ranks = np.arange(1, rank + 1)
     curves: dict[str, list[float]] = {"global POD": [], "k-means local POD": [],
                                       "sine local POD": []}
-    for r in ranks:
-        curves["global POD"].append(float(rom.projection_error(x, rom.pod(x, rank=r)).mean()))
-        for name, labels in (("k-means local POD", euclid_labels),
-                             ("sine local POD", sine_labels)):
-            bases = rom.local_pod(x, labels, rank=int(r))
-            curves[name].append(float(rom.local_projection_error(x, labels, bases).mean()))
+    with bar(rank, "rom ranks", progress) as b:
+        for r in ranks:
+            curves["global POD"].append(
+                float(rom.projection_error(x, rom.pod(x, rank=r)).mean()))
+            for name, labels in (("k-means local POD", euclid_labels),
+                                 ("sine local POD", sine_labels)):
+                bases = rom.local_pod(x, labels, rank=int(r))
+                curves[name].append(float(rom.local_projection_error(x, labels, bases).mean()))
+            b.update(1)
     png = report.plot_projection_error_vs_rank(
         {name: (ranks, np.asarray(v)) for name, v in curves.items()}, out / "rom.png")
     result = {"data": str(data), "var": var, "snapshots": len(x), "k": k,
