@@ -164,3 +164,34 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                       "--set", "output_resolution=16", "--set", "ic_sigma=5000", "--quiet"])
     assert "sample(s) [0] diverged" in e
     assert "not a sciops dataset" in _err(capsys, ["info", str(tmp_path / "missing")])
+
+
+def test_dataset_grows_to_more_samples_bitwise(tmp_path):
+    """40 -> 80 in the issue; here 5 -> 9 samples with shards of 2 (the old last shard holds 1
+    sample and is regenerated whole): equal to a fresh 9-sample set, other shards untouched."""
+    small, grown = tmp_path / "grown", tmp_path / "fresh"
+    generate(_recipe(samples=5), small, progress=False)
+    kept = (small / store.shard_name(0)).stat().st_mtime_ns
+    report = generate(_recipe(samples=9), small, progress=False)
+    assert report.complete and report.shards_written == 3 and report.shards_skipped == 2
+    assert (small / store.shard_name(0)).stat().st_mtime_ns == kept
+    generate(_recipe(samples=9), grown, progress=False)
+    a, b = _arrays(small), _arrays(grown)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert store.read_manifest(small)["recipe"]["samples"] == 9
+    with pytest.raises(SciopsError, match="different samples"):  # shrinking is not growing
+        generate(_recipe(samples=4), small, progress=False)
+
+
+def test_manifest_names_the_defining_package_and_the_changed_parameters(tmp_path):
+    out = tmp_path / "ds"
+    generate(_recipe(samples=2), out, progress=False)
+    m = store.read_manifest(out)
+    assert m["pde_source"]["package"] == "sciops"
+    assert m["pde_source"]["class"] == "sciops.pdes.ns2d.NS2D"
+    assert m["pde_source"]["version"] == importlib.metadata.version("sciops")
+    desc = m["recipe"]["description"]
+    assert "[Changed by --set: " in desc and "resolution=16 (recipe: 256)" in desc
+    plain = load_recipe("ns2d-fno-nu1e-3")
+    assert plain.with_changes(samples=3).description == plain.description

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,9 @@ def _prepare(out: Path, recipe: Recipe, overwrite: bool) -> None:
         if not same and not overwrite:
             if old is None:
                 raise SciopsError(f"--out {out}: holds an unreadable manifest; pass --overwrite")
+            if _extends(old["recipe"], _plan(recipe)):
+                _extend(out, old, recipe)
+                return
             diff = sorted(k for k in set(old["recipe"]) | set(_plan(recipe))
                           if old["recipe"].get(k) != _plan(recipe).get(k))
             raise SciopsError(
@@ -109,8 +113,43 @@ def _prepare(out: Path, recipe: Recipe, overwrite: bool) -> None:
     recipe_plan = _plan(recipe)
     store.write_json_atomic(manifest_path, {
         "format": store.FORMAT, "recipe": recipe_plan, "pde": recipe.pde,
-        "sciops_version": __version__, "n_shards": recipe.n_shards, "complete": False,
-        "shards": {}})
+        "pde_source": _source(pdes.get(recipe.pde)), "sciops_version": __version__,
+        "n_shards": recipe.n_shards, "complete": False, "shards": {}})
+
+
+def _extends(old: dict, new: dict) -> bool:
+    """Whether recipe plan ``new`` only adds samples to ``old`` (same seed, parameters and
+    shard layout): sample ``k`` depends on ``(seed, k)`` alone, so the data already written
+    stay valid."""
+    return (new["samples"] > old["samples"]
+            and {**old, "samples": new["samples"]} == new)
+
+
+def _extend(out: Path, manifest: dict, recipe: Recipe) -> None:
+    """Grow the dataset in ``out`` to ``recipe.samples``: keep the complete shards, drop the
+    old last shard if it was partial (it is regenerated whole), record the new plan."""
+    per, old_n = recipe.samples_per_shard, manifest["recipe"]["samples"]
+    if old_n % per:
+        last = out / store.shard_name(old_n // per)
+        last.unlink(missing_ok=True)
+        last.with_suffix(".json").unlink(missing_ok=True)
+    shards = {k: v for k, v in manifest["shards"].items() if (out / k).is_file()}
+    store.write_json_atomic(out / store.MANIFEST, {
+        **manifest, "recipe": _plan(recipe), "n_shards": recipe.n_shards, "complete": False,
+        "shards": shards})
+
+
+def _source(pde: pdes.PDE) -> dict[str, str | None]:
+    """Which installed package defines ``pde`` (a plug-in or sciops), with its version."""
+    module = type(pde).__module__
+    top = module.split(".")[0]
+    package = (metadata.packages_distributions().get(top) or [top])[0]
+    try:
+        version = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        version = None
+    return {"package": package, "version": version,
+            "class": f"{module}.{type(pde).__qualname__}"}
 
 
 def generate(recipe: Recipe, out: str | os.PathLike, *, shard: tuple[int, int] = (0, 1),

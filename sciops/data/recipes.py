@@ -122,6 +122,11 @@ class Recipe:
             changes = {k: _int(k, v) for k, v in top.items()}
         else:
             changes = {}
+        was, now = self.params.to_dict(), params.to_dict()
+        changed = [f"{k}={now[k]} (recipe: {was[k]})" for k in now if now[k] != was[k]]
+        if changed:  # the recipe's description no longer says what the data are
+            changes["description"] = (f"{self.description} [Changed by --set: "
+                                      f"{', '.join(changed)}.]")
         return dataclasses.replace(
             self, params=params, **changes,
             samples=self.samples if samples is None else samples,
