@@ -289,7 +289,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = evaluate_runs([Path(r) for r in args.runs], Path(args.data) if args.data else None,
                          Path(args.out), samples=_range(args.samples),
                          n_clusters=args.clusters, device=args.device or "cpu",
-                         progress=not args.quiet)
+                         progress=not args.quiet, max_memory=args.max_memory)
     print(f"report: {path} (figures and metrics.json in {path.parent})")
     return 0
 
@@ -403,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--samples", help="START:STOP sample range (default: the runs' test "
                    "split)")
     e.add_argument("--clusters", type=int, default=4, help="clusters for the error map")
+    e.add_argument("--max-memory", metavar="SIZE", help="refuse up front if the scored arrays "
+                   "need more memory than this, e.g. 8G (default: the available memory)")
     e.add_argument("--device", default=None)
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)

@@ -65,6 +65,20 @@ def test_rom_study(trained):
     assert Image.open(out / "rom.png").size[0] > 100
 
 
+def test_evaluate_refuses_up_front_what_cannot_fit(trained, capsys):
+    """4 samples x 3 records x 32^2 float32 = 48 kB of targets, 6 copies: 295 kB > 200 kB."""
+    root, _ = trained
+    out = root / "too-big"
+    assert cli.main(["evaluate", str(root / "run"), "--out", str(out),
+                     "--max-memory", "200000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evaluate: 4 samples x 12 kB" in err, err
+    assert "~295 kB" in err and "--max-memory is 200 kB" in err and "--samples" in err
+    assert not (out / "report.md").exists()
+    assert cli.main(["evaluate", str(root / "run"), "--out", str(out), "--clusters", "2",
+                     "--max-memory", "400000"]) == 0
+
+
 # -- which samples are scored ---------------------------------------------------------------
 def _copy_run(root, name, train, test):
     """A copy of the trained run whose config.json declares another split."""

@@ -1,4 +1,5 @@
-"""Up-front size estimates of a dataset generation, checked before any solving.
+"""Up-front size estimates of a dataset generation, checked before any solving, and the
+memory check every command uses (:func:`require_memory`).
 
 :func:`estimate` gives (a) the peak memory of one batch and (b) the disk the whole dataset
 needs; :func:`check` refuses a generation whose batch cannot fit the machine's available
@@ -143,6 +144,21 @@ def estimate(recipe: Recipe, samples: int | None = None) -> Estimate:
                     todo * sample, (n, d))
 
 
+def require_memory(need: int, what: str, advice: str, max_memory: int | str | None = None,
+                   *, because: str = "") -> None:
+    """Refuse (SciopsError) ``need`` bytes above the available memory, or ``max_memory``
+    (bytes or text like ``"8G"``): ``"<what> ~<need> of memory (<because>), <limit>;
+    <advice>"``."""
+    if isinstance(max_memory, str):
+        max_memory = parse_bytes(max_memory)
+    limit = max_memory if max_memory is not None else available_memory()
+    if limit is not None and need > limit:
+        have = (f"--max-memory is {human(limit)}" if max_memory is not None
+                else f"the machine has {human(limit)} available")
+        why = f" ({because})" if because else ""
+        raise SciopsError(f"{what} ~{human(need)} of memory{why}, {have}; {advice}")
+
+
 def _drivers(recipe: Recipe, names: tuple[str, ...]) -> str:
     values = recipe.params.to_dict()
     shown = [f"{k}={values[k]}" for k in names if k in values and values[k] is not None]
@@ -177,14 +193,9 @@ def check(recipe: Recipe, out: str | os.PathLike, *, samples: int | None = None,
         driving = tuple(k for k in field_keys if k == "n_records" or (
             getattr(recipe.params, k, None) in lengths and k != "modes")) + ("batch_size",)
         advice = f"lower {' or '.join(k for k in driving if k != 'modes')}"
-    limit = max_memory if max_memory is not None else available_memory()
-    if limit is not None and est.batch_bytes > limit:
-        have = (f"--max-memory is {human(limit)}" if max_memory is not None
-                else f"the machine has {human(limit)} available")
-        values = _drivers(recipe, tuple(k for k in driving if k != "batch_size"))
-        raise SciopsError(
-            f"{recipe.name}: one batch needs ~{human(est.batch_bytes)} of memory "
-            f"({values}, batch_size={recipe.batch_size}), {have}; {advice}")
+    values = _drivers(recipe, tuple(k for k in driving if k != "batch_size"))
+    require_memory(est.batch_bytes, f"{recipe.name}: one batch needs", advice, max_memory,
+                   because=f"{values}, batch_size={recipe.batch_size}")
     free = _free_space(Path(out))
     if free is not None and est.disk_bytes > free + existing_bytes:
         stored = tuple(k for k in field_keys if hasattr(recipe.params, k) and k != "modes")

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from sciops.data import open_dataset, open_samples
+from sciops.data import open_dataset, open_samples, sizing
 from sciops.errors import SciopsError
 from sciops.evaluate import metrics, report, rom
 from sciops.train.config import RunConfig, config_from_dict
@@ -189,6 +189,21 @@ def _arrays(source: Source, loaded: LoadedRun | None, data: Path, samples: range
             xr.DataArray(truth, dims=dims, coords=coords))
 
 
+#: Copies of the scored targets held at once by :func:`evaluate_runs` (truth, one source's
+#: prediction, the baseline, and the temporaries of :func:`metrics.evaluate_all`).
+COPIES = 6
+
+
+def _sample_bytes(source: Source, data: Path, k: int) -> int:
+    """Bytes of the scored targets of one sample ``k`` of ``data`` for ``source``."""
+    d = source.cfg.data
+    if source.particles:
+        x = open_samples(data, ["position"])[k]["position"]
+        return d.out_steps * x[0].numel() * x.element_size()
+    y = WindowedPairs(data, dataclasses.replace(d, windows="first"), range(k, k + 1))[0][1]
+    return y.numel() * y.element_size()
+
+
 def _persistence(cfg: RunConfig, data: Path, samples: range) -> xr.DataArray | None:
     """The last input frame held over the target window, when a run maps one time-dependent
     variable to its own future; else None."""
@@ -300,10 +315,11 @@ def _fmt(v, spec: str = ".4g") -> str:
 
 def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
                   samples: range | None = None, n_clusters: int = 4, device: str = "cpu",
-                  progress: bool = False) -> Path:
+                  progress: bool = False, max_memory: int | str | None = None) -> Path:
     """Evaluate run directories or prediction files ``paths`` into ``out/report.md`` (+ PNGs,
     ``metrics.json``); see the module docstring. ``data``: the dataset (default: the one
-    of the sources); ``samples``: default the test split the sources share."""
+    of the sources); ``samples``: default the test split the sources share. Refused up front
+    when the scored arrays would not fit the available memory (or ``max_memory``)."""
     sources = [load_source(p) for p in paths]
     labels = [s.label for s in sources]
     for i, s in enumerate(sources):  # the same run twice, or runs of one name elsewhere
@@ -319,6 +335,12 @@ def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
     if samples.stop > n:
         raise SciopsError(f"samples {samples.start}:{samples.stop} exceed the {n} samples of "
                           f"{data}")
+    per = _sample_bytes(sources[0], data, samples.start)
+    sizing.require_memory(
+        COPIES * per * len(samples), f"evaluate: {len(samples)} samples x {sizing.human(per)} "
+        f"of targets need", "score fewer samples with --samples START:STOP (reports of "
+        "consecutive ranges can be compared)", max_memory, because=f"{COPIES} copies: truth, "
+        "prediction, baseline and metric temporaries")
     colors = report.colors_for([s.label for s in sources])
     splits, notes = {}, []
     for s in sources:
