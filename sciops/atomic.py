@@ -64,6 +64,21 @@ def remove_stale(folder: Path, *, names: Callable[[str], bool] = lambda name: Tr
     return removed
 
 
+def check_writable_file(path: Path, option: str = "--out") -> None:
+    """Refuse up front (SciopsError) a file ``path`` that cannot be written: an existing
+    directory, or a folder that cannot be created or written to. Creates the folder."""
+    if path.is_dir():
+        raise SciopsError(f"{option} {path}: is a directory; give a file name, e.g. "
+                          f"{path / 'pred.nc'}")
+    probe = tmp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise SciopsError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
+
+
 def is_disk_full(e: BaseException) -> bool:
     """True for an out-of-space error, including HDF5's (which carry ``errno = 28`` in text)."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):

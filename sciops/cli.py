@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from sciops.errors import SciopsError
 
@@ -311,8 +313,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: one line ``sciops: error: ...``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("sciops").strip()
+        where = f"{command}: " if command else ""
+        print(f"sciops: error: {where}{message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sciops", description=__doc__.splitlines()[0])
+    p = _Parser(prog="sciops", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     import textwrap
@@ -332,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate (or resume) a dataset from a recipe")
     g.add_argument("recipe", help="dataset recipe (sciops list datasets) or TOML path")
     g.add_argument("--out", help="dataset directory (default: $SCIOPS_DATA/NAME, ./data/NAME)")
-    g.add_argument("--samples", type=int, help="number of samples (default: the recipe's)")
+    g.add_argument("--samples", type=_at_least(1),
+                   help="number of samples (default: the recipe's)")
     g.add_argument("--seed", type=int, help="master seed (default: the recipe's)")
     g.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a PDE parameter (repeatable)")
@@ -356,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
                    help="override a recipe value, e.g. train.lr=3e-4 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--max-steps", type=int, default=None, help="stop after this global step")
+    t.add_argument("--max-steps", type=_at_least(1), default=None,
+                   help="stop after this global step")
     t.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
@@ -402,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="report directory")
     e.add_argument("--samples", help="START:STOP sample range (default: the runs' test "
                    "split)")
-    e.add_argument("--clusters", type=int, default=4, help="clusters for the error map")
+    e.add_argument("--clusters", type=_at_least(1), default=4,
+                   help="clusters for the error map")
     e.add_argument("--max-memory", metavar="SIZE", help="refuse up front if the scored arrays "
                    "need more memory than this, e.g. 8G (default: the available memory)")
     e.add_argument("--device", default=None)
@@ -412,9 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rom", help="local vs global POD study of a stored variable")
     r.add_argument("data", help="dataset directory or peer file")
     r.add_argument("--var", required=True, help="variable name, e.g. vorticity")
-    r.add_argument("--k", type=int, default=8, help="clusters")
-    r.add_argument("--rank", type=int, default=10, help="largest POD rank")
-    r.add_argument("--max-snapshots", type=int, default=2000)
+    r.add_argument("--k", type=_at_least(1), default=8, help="clusters")
+    r.add_argument("--rank", type=_at_least(1), default=10, help="largest POD rank")
+    r.add_argument("--max-snapshots", type=_at_least(2), default=2000)
     r.add_argument("--out", required=True, help="report directory")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_rom)
@@ -468,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from sciops.atomic import is_disk_full
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error, already printed on one line
+        return e.code if isinstance(e.code, int) else 2
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -320,6 +320,8 @@ def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
     ``metrics.json``); see the module docstring. ``data``: the dataset (default: the one
     of the sources); ``samples``: default the test split the sources share. Refused up front
     when the scored arrays would not fit the available memory (or ``max_memory``)."""
+    if n_clusters < 1:
+        raise SciopsError(f"--clusters {n_clusters}: must be >= 1")
     sources = [load_source(p) for p in paths]
     labels = [s.label for s in sources]
     for i, s in enumerate(sources):  # the same run twice, or runs of one name elsewhere

@@ -41,6 +41,10 @@ def rom_study(data: Path, var: str, out: Path, *, k: int = 8, rank: int = 10,
               max_snapshots: int = 2000, seed: int = 0, progress: bool = False) -> Path:
     """Run the study on ``data[var]`` into ``out``; returns ``out/report.md``. ``progress``:
     a bar over the ranks (on a TTY)."""
+    for name, value, low in (("--k", k, 1), ("--rank", rank, 1),
+                             ("--max-snapshots", max_snapshots, 2)):
+        if value < low:
+            raise SciopsError(f"{name} {value}: must be >= {low}")
     x = load_snapshots(data, var, max_snapshots)
     if len(x) < 2 * k:
         raise SciopsError(f"--k {k}: needs at least {2 * k} snapshots, {data} has {len(x)}")

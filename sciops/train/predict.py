@@ -23,6 +23,7 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
+from sciops import atomic
 from sciops.data import open_dataset, open_samples
 from sciops.data.store import read_manifest
 from sciops.errors import SciopsError
@@ -182,6 +183,8 @@ def predict_dataset(run: str | os.PathLike, data: str | os.PathLike, out: str | 
     and attributes ``run``, ``model``, ``dataset``, ``config`` (JSON), ``parameters``,
     ``window_start_step`` (index of the first predicted record).
     """
+    out = Path(out)
+    atomic.check_writable_file(out)
     loaded = load_run(run, device, data)
     cfg = loaded.cfg
     stored = open_dataset(data)
@@ -224,7 +227,6 @@ def predict_dataset(run: str | os.PathLike, data: str | os.PathLike, out: str | 
                      "dataset": str(Path(data).resolve()),
                      "config": json.dumps(cfg.to_dict()), "parameters": loaded.parameters,
                      "window_start_step": start})
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ds.to_netcdf(out, engine="h5netcdf")
+    atomic.write(out, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"),
+                 then="free space and rerun the same command")
     return out
