@@ -103,7 +103,7 @@ def train(name: str, model: dict[str, Any], data: Path, run_dir: Path,
     trainer = Trainer(cfg, run_dir, progress=False, task=task)
     last, wall, cpu = timed(trainer.fit)
     info = {"steps": trainer.step, "wall_s": wall, "cpu_s": cpu,
-            "final_train_loss": last["train_loss"], "test_mse_10_steps": last["test_rel_l2"],
+            "final_train_loss": last["train_loss"], "test_mse_10_steps": last["test_position_mse"],
             "parameters": sum(p.numel() for p in trainer.model.parameters())}
     return task, trainer.model.eval(), info
 

@@ -208,18 +208,31 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sciops.train import Trainer, load_run_config
+    from sciops.train.config import resume_config
 
-    cfg = load_run_config(args.recipe, _overrides(args.set))
+    overrides = _overrides(args.set)
+    for key, value in (("data.dataset", args.data), ("model.name", args.model)):
+        if value is not None:
+            overrides[key] = value
     out = Path(args.out)
-    if not args.resume and (out / "last.pt").exists():
+    if out.exists() and not out.is_dir():
+        raise SciopsError(f"--out {out}: is a file, not a run directory; choose another --out")
+    if args.resume and (out / "config.json").is_file():
+        cfg = resume_config(out, args.recipe, overrides)
+    elif args.recipe is None:
+        raise SciopsError(f"name a training recipe (`sciops list`); --out {out} holds no run "
+                          f"to resume" if args.resume else "name a training recipe "
+                          "(`sciops list`), or pass --resume to continue the run in --out")
+    elif not args.resume and (out / "last.pt").exists():
         raise SciopsError(f"--out {out}: holds a run already; pass --resume to continue it "
                           f"or choose another --out")
-    trainer = Trainer(cfg, out, device=args.device, progress=not args.quiet)
+    else:
+        cfg = load_run_config(args.recipe, overrides)
+    trainer = Trainer(cfg, out, device=args.device, progress=not args.quiet,
+                      max_memory=args.max_memory)
     last = trainer.fit(resume=args.resume, max_steps=args.max_steps)
     if trainer.ctx.main:
-        print(f"{out}: epoch {last.get('epoch')}, step {last.get('step')}, "
-              f"train loss {last.get('train_loss', float('nan')):.4g}, "
-              f"test rel. L2 {last.get('test_rel_l2', float('nan')):.4g}")
+        print(trainer.summary(last))
     return 0
 
 
@@ -378,15 +391,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--verify", action="store_true")
     i.set_defaults(func=cmd_info)
 
-    t = sub.add_parser("train", help="train a surrogate from a training recipe")
-    t.add_argument("recipe", help="training recipe (sciops list solvers) or TOML path")
+    t = sub.add_parser("train", help="train a surrogate from a training recipe",
+                       epilog="pinn is not trained here: it solves one PDE instance, see "
+                       "`sciops solve PDE --method pinn`")
+    t.add_argument("recipe", nargs="?", help="training recipe (sciops list) or TOML path; "
+                   "optional with --resume (the run's config.json is used)")
     t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--data", metavar="DIR", help="dataset directory or name (overrides the "
+                   "recipe's data.dataset)")
+    t.add_argument("--model", metavar="NAME", help="train this model of the zoo instead, with "
+                   "its own defaults (the [model] table of its training recipe)")
     t.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
-                   help="override a recipe value, e.g. train.lr=3e-4 (repeatable)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+                   help="override a recipe value, e.g. train.lr=3e-4 or model.n_modes=8,8 "
+                   "(repeatable)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out with its "
+                   "stored config (options may only repeat it; train.max_minutes may change)")
     t.add_argument("--max-steps", type=_at_least(1), default=None,
                    help="stop after this global step")
     t.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
+    t.add_argument("--max-memory", metavar="SIZE", help="refuse up front if a training step "
+                   "needs more memory than this, e.g. 8G (default: the available memory)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 

@@ -214,4 +214,4 @@ def test_particle_checkpoint_holds_statistics_and_loads_weights_only(trained):
     assert bool((std >= 1e-4).all())
     # the logged test error is the task's rollout MSE of the final weights
     logged = json.loads((run / "metrics.jsonl").read_text().strip().splitlines()[-1])
-    assert logged["test_rel_l2"] == task.evaluate(model, torch.device("cpu"))
+    assert logged["test_position_mse"] == task.evaluate(model, torch.device("cpu"))

@@ -3,8 +3,10 @@
 A checkpoint holds ``model`` (state dict), ``config`` (the run config dict), ``optimizer``,
 ``scheduler``, ``task`` (state dicts of the task's modules, e.g. normalizers), ``rng``
 (torch CPU generator state), ``epoch``, ``step`` (global), ``step_in_epoch``, ``best``
-(best test error), ``format`` and ``checksum``. Writes go through a temporary file and an
-atomic rename.
+(best test error), ``epoch_loss`` (``sum`` and ``count`` of the train losses of the current
+epoch's steps so far, so a resumed epoch logs its whole mean), ``seconds`` (training time so
+far, resumed calls included), ``format`` and ``checksum``. Writes go through a temporary
+file and an atomic rename.
 
 ``checksum`` is the sha256 (hex) of every other entry, walked in a fixed order (dict keys
 sorted; for each tensor its dtype, shape and raw bytes; other values by ``repr``), so a

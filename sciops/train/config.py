@@ -1,8 +1,10 @@
 """Training recipes (``sciops/recipes/solvers/NAME.toml``): ``[model]``, ``[data]``, ``[train]``.
 
 Every key has a default here (documented once, equal to the code); ``--set table.key=value``
-overrides any of them, e.g. ``--set train.lr=3e-4 --set model.hidden_channels=64``.
-``[model]`` is passed to ``sciops.models.build`` as keyword arguments.
+overrides any of them, e.g. ``--set train.lr=3e-4 --set model.hidden_channels=64``; list
+values are JSON (``[8, 8]``) or comma lists (``8,8``). ``[model]`` is passed to
+``sciops.models.build`` as keyword arguments; ``model.name`` (``sciops train --model``) set to
+another model swaps in that model's defaults (:func:`model_defaults`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from sciops._toml import tomllib
-from sciops.data.recipes import find_recipe_file
+from sciops.data.recipes import find_recipe_file, known_recipes
 from sciops.errors import SciopsError
 
 
 @dataclass
 class DataConfig:
     dataset: str = ""
-    """Dataset directory, or a recipe name resolved as ``$SCIOPS_DATA/<name>``."""
+    """An existing dataset path as given, else a name under the data root (``$SCIOPS_DATA``,
+    default ``./data``), e.g. the dataset recipe name ``ns2d-fno-nu1e-3``."""
     inputs: list[str] = field(default_factory=lambda: ["vorticity"])
     """Input variables; time-dependent ones contribute ``in_steps`` channels each."""
     targets: list[str] = field(default_factory=lambda: ["vorticity"])
@@ -123,10 +126,34 @@ def _fill(cls: type, table: Any, section: str) -> Any:
     return obj
 
 
+def _model_value(text: str) -> Any:
+    """A ``--set model.KEY=TEXT`` value: JSON (``8``, ``[8, 8]``, ``"tucker"``), else a comma
+    list of such scalars (``8,8`` is ``[8, 8]``, as in TOML), else the text itself."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError; also >4300 digits, deep nesting
+        pass
+    if "," in text:
+        return [_model_value(p.strip()) for p in text.strip("[]").split(",") if p.strip()]
+    return text
+
+
 def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -> RunConfig:
-    """Validate a recipe dict plus ``table.key=value`` overrides into a :class:`RunConfig`."""
+    """Validate a recipe dict plus ``table.key=value`` overrides into a :class:`RunConfig`.
+
+    ``model.name`` set to another model replaces the whole ``[model]`` table by that model's
+    :func:`model_defaults` (other ``model.*`` overrides then apply on top), so keys of one
+    family never reach another."""
     raw = copy.deepcopy(raw)
-    for key, value in (overrides or {}).items():
+    overrides = dict(overrides or {})
+    if "model.name" in overrides:
+        name = _model_value(overrides.pop("model.name"))
+        table = raw.get("model")
+        if not isinstance(table, dict) or table.get("name") != name:
+            data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+            raw["model"] = model_defaults(name, overrides.get("data.dataset",
+                                                              data.get("dataset", "")))
+    for key, value in overrides.items():
         if "." not in key:
             raise SciopsError(f"--set {key!r}: use table.key=value with table model, data or "
                               f"train")
@@ -137,10 +164,7 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
         if not name:
             raise SciopsError(f"--set {key!r}: missing key after {section + '.'!r}")
         if section == "model":
-            try:
-                value = json.loads(value)
-            except (ValueError, RecursionError):  # JSONDecodeError; also >4300 digits, deep nesting
-                pass
+            value = _model_value(value)
         if not isinstance(raw.setdefault(section, {}), dict):
             raise SciopsError(f"[{section}]: expected a table of key = value, "
                               f"got {raw[section]!r}")
@@ -190,6 +214,77 @@ def _check_model(model: dict[str, Any]) -> None:
 
     for k, v in model.items():
         finite(f"model.{k}", v)
+
+
+def model_defaults(name: Any, dataset: Any = "") -> dict[str, Any]:
+    """The ``[model]`` table ``--model NAME`` starts from: the one of NAME's training recipe
+    on the dataset (recipe) of ``dataset``, else on data of the same kind (e.g. a 2d grid),
+    else of NAME's first recipe by name; ``{"name": NAME}`` (the model's keyword defaults)
+    when no training recipe uses NAME."""
+    from sciops.train.task import dataset_kind
+
+    if not isinstance(name, str):
+        return {"name": name}  # refused with the list of models by _check_model
+    tables = []
+    for path in known_recipes("solvers").values():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, OSError):
+            continue  # a broken user recipe is reported when it is used, not here
+        model, data = raw.get("model"), raw.get("data")
+        if isinstance(model, dict) and model.get("name") == name:
+            tables.append((data.get("dataset", "") if isinstance(data, dict) else "", model))
+    if not tables:
+        return {"name": name}
+    here = dataset_kind(str(dataset)) if dataset else None
+    if here is not None:
+        for same in (0, 1):  # the same dataset recipe first, then the same kind of data
+            for their, model in tables:
+                if (dataset_kind(str(their)) or (None, None))[same] == here[same]:
+                    return dict(model)
+    return dict(tables[0][1])
+
+
+RESUMABLE = ("train.max_minutes", "train.checkpoint_every")
+"""Settings a resumed run may change: they do not alter the schedule, data or model."""
+
+
+def _flat(cfg: RunConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    return {f"{table}.{k}": v for table in ("model", "data", "train") for k, v in d[table].items()}
+
+
+def resume_config(run_dir: Path, recipe: str | None,
+                  overrides: dict[str, str] | None = None) -> RunConfig:
+    """The config of the run in ``run_dir`` (its ``config.json``) for ``--resume``.
+
+    ``recipe``, when given, must be the run's recipe; ``overrides`` may only repeat the stored
+    values, except :data:`RESUMABLE` ones. Anything else that changes (``train.epochs``
+    included: the schedule spans all epochs) is refused naming the key and both values."""
+    path = Path(run_dir) / "config.json"
+    try:
+        stored = json.loads(path.read_text())
+        if not isinstance(stored, dict):
+            raise ValueError(f"a JSON object expected, got {type(stored).__name__}")
+    except (OSError, ValueError) as e:
+        raise SciopsError(f"--resume: cannot read the run's {path} ({e}); pass the recipe and "
+                          f"its --set options again without --resume to start a new run") from None
+    stored = config_from_dict(stored)
+    if recipe is not None:
+        name = load_run_config(recipe).name
+        if name != stored.name:
+            raise SciopsError(f"--resume: {run_dir} holds a run of recipe {stored.name!r}, not "
+                              f"{name!r}; resume it without the recipe (`sciops train --resume "
+                              f"--out {run_dir}`) or choose another --out")
+    new = build_config(stored.to_dict(), overrides)
+    old_flat, new_flat = _flat(stored), _flat(new)
+    for key in sorted(old_flat.keys() | new_flat.keys(), key=lambda k: (k != "model.name", k)):
+        if key not in RESUMABLE and old_flat.get(key) != new_flat.get(key):
+            raise SciopsError(
+                f"--resume: {key}={new_flat.get(key)!r} differs from the run's stored "
+                f"{key}={old_flat.get(key)!r} ({path}); resume with the stored settings (drop "
+                f"that option) or train into a new --out")
+    return new
 
 
 def load_run_config(name_or_path: str, overrides: dict[str, str] | None = None) -> RunConfig:

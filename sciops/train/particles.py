@@ -22,9 +22,10 @@ Config mapping: ``data.in_steps`` is H, ``data.out_steps`` the evaluation rollou
 ``data.inputs`` / ``targets`` and ``train.loss`` are not used (the task reads ``position``
 and ``material``; the loss is always the MSE above).
 
-The test error (logged by the trainer as ``test_rel_l2``) is the mean squared position
-error (m²) of rollouts of ``data.out_steps`` steps, started after the first H + 1 records
-of each test sample, averaged over steps and particles. A model with ``select_nodes``
+The test error (``metric``: logged as ``test_position_mse``, in m²) is the mean squared
+position error of rollouts of
+``data.out_steps`` steps, started after the first H + 1 records of each test sample,
+averaged over steps and particles. A model with ``select_nodes``
 (GIOROM) rolls out reduced-order: its graph nodes are chosen once at the start, the
 processor sees only their history, and every particle moves with the accelerations the
 model evaluates at its position.
@@ -46,7 +47,7 @@ from sciops.errors import SciopsError
 from sciops.models.graph import gather_points
 from sciops.pdes.mpm2d import MATERIALS
 from sciops.train.config import RunConfig
-from sciops.train.task import Normalizer, resolve_dataset, split_ranges
+from sciops.train.task import Normalizer, check_split, resolve_dataset, split_ranges
 
 N_MATERIALS = len(MATERIALS["mixed"])
 
@@ -85,6 +86,8 @@ class ParticleTask:
     at which wall features saturate.
     """
 
+    metric, metric_label = "test_position_mse", "test position MSE (m²)"
+
     def __init__(self, cfg: RunConfig, *, noise_std: float = 3e-4, wall_scale: float = 0.05):
         if noise_std < 0 or not wall_scale > 0:
             raise ValueError(f"noise_std={noise_std} must be >= 0 and wall_scale={wall_scale} > 0")
@@ -98,11 +101,8 @@ class ParticleTask:
                               f"boundary={params.boundary!r}")
         self.walls = params.walls
         self.store = open_samples(path, ["position", "material"])
+        check_split(path, len(self.store), cfg.data)
         train_range, test_range = split_ranges(cfg.data)
-        if test_range.stop > len(self.store):
-            raise SciopsError(
-                f"{path}: has {len(self.store)} samples, the recipe asks for samples "
-                f"[0, {test_range.stop}) (data.train_samples + data.test_samples)")
         self.history = cfg.data.in_steps
         self.rollout_steps = cfg.data.out_steps
         n_times, _, self.dim = self.store[0]["position"].shape

@@ -3,8 +3,10 @@
 A task gives the trainer a ``train_set`` (items are tuples of tensors; a batch stacks
 items), channel counts for building the model, ``loss(model, batch)``, ``evaluate(model,
 device)`` (a test error, lower is better), ``prepare()`` run once on a fresh run, and
-``state_modules()`` (e.g. normalizers) saved in checkpoints. :class:`SupervisedTask` is the
-default; physics-informed and particle tasks implement the same five members.
+``state_modules()`` (e.g. normalizers) saved in checkpoints; optionally ``metric``, the
+``metrics.jsonl`` key of its test error (default ``test_rel_l2``), and ``metric_label``, its
+name with units as ``sciops train`` prints it. :class:`SupervisedTask` is the
+default; physics-informed and particle tasks implement the same members.
 
 Supervised pairs ``(x, y)`` come from a stored dataset with variable selection and windows.
 
@@ -17,6 +19,7 @@ step of a window; static ones (``sample, *space``) one channel. For a window sta
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +27,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from sciops.data import open_samples
+from sciops import pdes
+from sciops.data import known_recipes, load_recipe, open_samples
+from sciops.data.store import read_manifest
 from sciops.errors import SciopsError
 from sciops.train.config import DataConfig, RunConfig
 from sciops.train.losses import get_loss, rel_lp
@@ -36,6 +41,10 @@ class Task(Protocol):
     train_set: Dataset
     in_channels: int
     out_channels: int
+    metric: str
+    """Key of the test error in ``metrics.jsonl`` (the trainer defaults to ``test_rel_l2``)."""
+    metric_label: str
+    """Its printed name, with units if it has any."""
 
     def state_modules(self) -> dict[str, nn.Module]: ...
 
@@ -46,29 +55,97 @@ class Task(Protocol):
     def evaluate(self, model: nn.Module, device: torch.device) -> float: ...
 
 
+def data_root() -> Path:
+    """Where named datasets live: ``$SCIOPS_DATA``, default ``./data``."""
+    return Path(os.environ.get("SCIOPS_DATA", "data"))
+
+
+def find_dataset(name_or_path: str) -> Path | None:
+    """An existing path as given, else ``<data root>/<name>`` if it exists, else None."""
+    for p in (Path(name_or_path), data_root() / name_or_path):
+        try:
+            if p.exists():
+                return p
+        except (OSError, ValueError):  # a name no file system accepts (NUL, too long)
+            pass
+    return None
+
+
 def resolve_dataset(name_or_path: str) -> Path:
-    """A dataset directory or peer file, or ``$SCIOPS_DATA/<name>`` (default ``./data/<name>``)."""
-    p = Path(name_or_path)
-    if p.exists():
-        return p
-    q = Path(os.environ.get("SCIOPS_DATA", "data")) / name_or_path
-    if q.exists():
-        return q
-    raise SciopsError(f"data.dataset={name_or_path!r}: no such directory (also looked for {q}); "
-                      f"generate it with `sciops generate {name_or_path}`")
+    """:func:`find_dataset`, or an error naming the ``sciops generate`` command that makes it:
+    a dataset recipe NAME is generated into ``<data root>/NAME``, a path from the dataset
+    recipe named like its last component into that path."""
+    path = find_dataset(name_or_path)
+    if path is not None:
+        return path
+    recipes = known_recipes("datasets")
+    if name_or_path in recipes:
+        out = data_root() / name_or_path
+        hint = f"generate it with `sciops generate {name_or_path} --out {out}`"
+    else:
+        out = Path(name_or_path)
+        recipe = out.name if out.name in recipes else "RECIPE"
+        hint = (f"generate it with `sciops generate {recipe} --out {out}` (dataset recipes: "
+                f"`sciops list`), or point --data at an existing dataset")
+    also = "" if out == data_root() / name_or_path else f" (also looked for " \
+        f"{data_root() / name_or_path})"
+    raise SciopsError(f"data.dataset={name_or_path!r}: no such dataset{also}; {hint}")
+
+
+def kind_of(dims: Iterable[Sequence[str]]) -> str:
+    """The data kind of variables with these dims: ``particle`` if one has a ``particle``
+    dim, else ``<N>d grid`` with N the most spatial axes (x, y, z) of any variable."""
+    dims = [tuple(d) for d in dims]
+    if any("particle" in d for d in dims):
+        return "particle"
+    return f"{max((sum(a in d for a in 'xyz') for d in dims), default=0)}d grid"
+
+
+def dataset_kind(name_or_path: str) -> tuple[str, str] | None:
+    """``(dataset recipe name, data kind)`` of a stored dataset (from its manifest) or of a
+    dataset recipe name; None when neither tells (a peer file, an unknown name)."""
+    path = find_dataset(name_or_path)
+    if path is not None and (path / "manifest.json").is_file():
+        recipe = read_manifest(path)["recipe"]
+        name, pde = recipe.get("name", ""), recipe.get("pde", "")
+    elif path is None and name_or_path in known_recipes("datasets"):
+        name, pde = name_or_path, load_recipe(name_or_path).pde
+    else:
+        return None
+    try:
+        variables = pdes.get(pde).variables
+    except KeyError:
+        return None
+    return name, kind_of(v.dims for v in variables.values())
+
+
+def check_split(path: Path, stored: int, cfg: DataConfig) -> None:
+    """Refuse a split that needs more than the ``stored`` samples of ``path``, proposing one
+    in the same proportions."""
+    need = cfg.train_samples + cfg.test_samples
+    if need <= stored:
+        return
+    test = min(stored - 1, max(1, round(stored * cfg.test_samples / need))) \
+        if cfg.test_samples else 0
+    raise SciopsError(
+        f"{path}: holds {stored} samples, fewer than data.train_samples + data.test_samples = "
+        f"{cfg.train_samples} + {cfg.test_samples} = {need}; use a split that fits, e.g. "
+        f"--set data.train_samples={stored - test} --set data.test_samples={test}")
 
 
 class WindowedPairs(Dataset):
     """``pairs[i] -> (x, y)``: x ``(C_in, *space)``, y ``(C_out, *space)``, float32."""
 
-    def __init__(self, path: str | os.PathLike, cfg: DataConfig, samples: range):
+    def __init__(self, path: str | os.PathLike, cfg: DataConfig, samples: range,
+                 store: Dataset | None = None):
+        """``store``: the ``open_samples`` of ``path`` with at least the inputs and targets
+        (opened here when not given)."""
         self.cfg = cfg
         names = list(dict.fromkeys([*cfg.inputs, *cfg.targets]))
-        self.store = open_samples(path, names)
+        self.store = store if store is not None else open_samples(path, names)
         if samples.stop > len(self.store):
-            raise SciopsError(
-                f"{path}: has {len(self.store)} samples, the recipe asks for samples "
-                f"[{samples.start}, {samples.stop}) (data.train_samples + data.test_samples)")
+            raise SciopsError(f"{path}: holds {len(self.store)} samples; samples "
+                              f"[{samples.start}, {samples.stop}) were asked for")
         self.samples = samples
         self.timed = {n: "time" in self.store.dims[n] for n in names}
         first = self.store[0]
@@ -162,14 +239,21 @@ class SupervisedTask:
     test error (mean per-sample relative L2) are computed in data units.
     """
 
+    metric, metric_label = "test_rel_l2", "test rel. L2"
+
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         path = resolve_dataset(cfg.data.dataset)
+        store = open_samples(path, list(dict.fromkeys([*cfg.data.inputs, *cfg.data.targets])))
+        check_split(path, len(store), cfg.data)
         train_range, test_range = split_ranges(cfg.data)
-        self.train_set = WindowedPairs(path, cfg.data, train_range)
-        self.test_set = WindowedPairs(path, cfg.data, test_range) if len(test_range) else None
+        self.train_set = WindowedPairs(path, cfg.data, train_range, store)
+        self.test_set = WindowedPairs(path, cfg.data, test_range, store) \
+            if len(test_range) else None
         self.in_channels = self.train_set.in_channels
         self.out_channels = self.train_set.out_channels
+        self.space = tuple(self.train_set[0][0].shape[1:])
+        """Points per spatial axis of the grid."""
         self.x_norm = Normalizer(self.in_channels)
         self.y_norm = Normalizer(self.out_channels)
         self.loss_fn = get_loss(cfg.train.loss)
@@ -180,6 +264,13 @@ class SupervisedTask:
     def prepare(self) -> None:
         self.x_norm.fit(ordered_batches(self.train_set, 64), 0)
         self.y_norm.fit(ordered_batches(self.train_set, 64), 1)
+
+    @torch.no_grad()
+    def fit_model(self, model: nn.Module) -> None:
+        """Fit a model that is fitted in one pass, not trained by gradient (``model.fit(x, y)``,
+        e.g. ``rom-net``), on all training pairs, standardized as the trained models see them."""
+        x, y = (torch.cat(t) for t in zip(*ordered_batches(self.train_set, 64)))
+        model.fit(self.x_norm.encode(x), self.y_norm.encode(y))
 
     def predict(self, model: nn.Module, x: Tensor) -> Tensor:
         """Data-units prediction for data-units input ``x`` (batch, C_in, *space)."""

@@ -9,9 +9,11 @@ the position inside the epoch, so a stopped-and-resumed run ends bitwise equal t
 uninterrupted one (CPU). Under ``torchrun`` the global batch is split over the ranks and
 gradients are averaged by DDP, so N ranks with batch b equal one process with batch N·b.
 
-Run directory: ``config.json``, ``metrics.jsonl`` (one JSON line per evaluation; a
-non-finite number is written as ``null``), ``last.pt`` and ``best.pt`` (see
-:mod:`sciops.train.checkpoint`).
+Run directory: ``config.json``, ``metrics.jsonl`` (one JSON line per evaluation, the test
+error under the task's ``metric`` name, default ``test_rel_l2``; a non-finite number is
+written as ``null``), ``last.pt`` and ``best.pt`` (see
+:mod:`sciops.train.checkpoint`), ``provenance.json`` (the training data, which ``predict``
+and ``evaluate`` compare with theirs: :mod:`sciops.train.provenance`).
 
 A non-finite training loss (NaN or inf: non-finite data, a learning rate that is too high)
 stops the run with a :class:`~sciops.errors.SciopsError` naming the epoch and step, before
@@ -36,14 +38,25 @@ from tqdm.auto import tqdm
 
 from sciops import atomic, models
 from sciops.errors import SciopsError
-from sciops.train import checkpoint, distributed
+from sciops.train import checkpoint, distributed, memory, provenance
 from sciops.train.config import RunConfig
-from sciops.train.task import SupervisedTask, Task
+from sciops.train.task import SupervisedTask, Task, dataset_kind, resolve_dataset
 
 
-def build_model(cfg: RunConfig, in_channels: int, out_channels: int) -> nn.Module:
-    """The registry model of ``cfg.model`` with channel counts checked against the data."""
+def build_model(cfg: RunConfig, in_channels: int, out_channels: int,
+                space: tuple[int, ...] | None = None) -> nn.Module:
+    """The registry model of ``cfg.model`` with channel counts checked against the data, and
+    Fourier modes (``n_modes``) against the grid ``space`` (points per axis) when given: an
+    axis of ``n`` points holds ``n`` modes up to its Nyquist frequency, no more."""
     kw = {k: v for k, v in cfg.model.items() if k != "name"}
+    modes = kw.get("n_modes")
+    if space and isinstance(modes, (list, tuple)) and len(modes) == len(space) and all(
+            type(m) is int for m in modes) and any(m > n for m, n in zip(modes, space)):
+        raise SciopsError(
+            f"model.n_modes={list(modes)} exceeds the grid {' x '.join(map(str, space))} of "
+            f"data.dataset={cfg.data.dataset!r}: an axis of n points holds at most n Fourier "
+            f"modes (up to its Nyquist frequency); use at most --set "
+            f"model.n_modes={','.join(str(min(m, n)) for m, n in zip(modes, space))}")
     for key, have in (("in_channels", in_channels), ("out_channels", out_channels)):
         if key in kw and kw[key] != have:
             raise SciopsError(
@@ -63,9 +76,27 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=g)
 
 
+PARTICLE_MODELS = ("giorom", "gns")
+"""Models trained on particle trajectories (:mod:`sciops.train.particles`); others on grids."""
+
+
 def default_task(cfg: RunConfig) -> Task:
-    """The task a recipe implies: particle rollouts for the graph models, else grid pairs."""
-    if cfg.model["name"] in ("giorom", "gns"):
+    """The task a recipe implies: particle rollouts for the graph models, else grid pairs.
+    A model whose kind of data (particles or grids) the dataset does not hold is refused."""
+    name = cfg.model["name"]
+    if name == "pinn":
+        raise SciopsError("model pinn solves one PDE instance from its equation, not from a "
+                          "dataset: use `sciops solve PDE --method pinn`")
+    path = resolve_dataset(cfg.data.dataset)
+    particles = name in PARTICLE_MODELS
+    found = dataset_kind(str(path))
+    if found is not None and (found[1] == "particle") != particles:
+        need = ("particle trajectories (dims sample, time, particle, dim; e.g. mpm2d-water)"
+                if particles else "fields on a grid (dims sample[, time], x[, y, z]; e.g. "
+                "ns2d-fno-nu1e-3)")
+        raise SciopsError(f"model {name} needs {need}; data.dataset={cfg.data.dataset!r} is "
+                          f"dataset {found[0]} with {found[1]} data")
+    if particles:
         from sciops.train.particles import ParticleTask  # imports the mpm2d definitions
 
         return ParticleTask(cfg)
@@ -76,8 +107,10 @@ class Trainer:
     """Trains ``cfg`` into ``run_dir``; see the module docstring for the guarantees."""
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, device: str | None = None,
-                 progress: bool = True, task: Task | None = None):
+                 progress: bool = True, task: Task | None = None,
+                 max_memory: int | str | None = None):
         self.cfg = cfg
+        self.max_memory = max_memory
         self.run_dir = Path(run_dir)
         self.ctx = distributed.setup(device)
         self.progress = progress and self.ctx.main
@@ -88,12 +121,20 @@ class Trainer:
         self.task = task or default_task(cfg)
         self.train_set = self.task.train_set
         torch.manual_seed(tc.seed)
-        self.model = build_model(cfg, self.task.in_channels, self.task.out_channels)
+        self.model = build_model(cfg, self.task.in_channels, self.task.out_channels,
+                                 getattr(self.task, "space", None))
         self.model.to(self.ctx.device)
         for module in self.task.state_modules().values():
             module.to(self.ctx.device)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
-                                     weight_decay=tc.weight_decay)
+        # a model without parameters but with fit(x, y) (rom-net) is fitted once, not trained
+        self.fitted = not any(True for _ in self.model.parameters()) and \
+            hasattr(self.model, "fit")
+        if self.fitted and (not hasattr(self.task, "fit_model") or self.ctx.world > 1):
+            raise SciopsError(f"model {cfg.model['name']} is fitted in one pass, not trained by "
+                              f"gradient: run it in one process on a grid dataset")
+        # a fitted model gets an empty stand-in parameter: one checkpoint layout for all
+        params = list(self.model.parameters()) or [nn.Parameter(torch.zeros(0))]
+        self.opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
         world_drop = self.ctx.world > 1  # uneven last batches cannot be split over ranks
         n = len(self.train_set)
         self.steps_per_epoch = n // tc.batch_size if world_drop else math.ceil(n / tc.batch_size)
@@ -109,6 +150,9 @@ class Trainer:
             self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda _: 1.0)
         self.ddp = (DistributedDataParallel(self.model) if self.ctx.world > 1 else self.model)
         self.epoch, self.step, self.step_in_epoch, self.best = 0, 0, 0, math.inf
+        self.loss_sum, self.loss_count = 0.0, 0  # over the steps of the current epoch
+        self.taken_sum, self.taken_count = 0.0, 0  # over the steps of this fit() call
+        self.seconds, self._t0 = 0.0, time.perf_counter()  # elapsed before this call; its start
 
     # -- pieces ---------------------------------------------------------------------------
     def _batches(self, epoch: int, start: int):
@@ -127,7 +171,13 @@ class Trainer:
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                 "task": {k: m.state_dict() for k, m in self.task.state_modules().items()},
                 "rng": {"torch": torch.get_rng_state()}, "epoch": self.epoch,
-                "step": self.step, "step_in_epoch": self.step_in_epoch, "best": self.best}
+                "step": self.step, "step_in_epoch": self.step_in_epoch, "best": self.best,
+                "epoch_loss": {"sum": self.loss_sum, "count": self.loss_count},
+                "seconds": self.elapsed()}
+
+    def elapsed(self) -> float:
+        """Training seconds of the run, earlier (resumed) calls of :meth:`fit` included."""
+        return self.seconds + time.perf_counter() - self._t0
 
     def load_state(self, state: dict[str, Any]) -> None:
         try:
@@ -142,6 +192,10 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.step_in_epoch, self.best = state["step_in_epoch"], state["best"]
+        # checkpoints written before these entries existed resume with zeros
+        partial = state.get("epoch_loss", {})
+        self.loss_sum, self.loss_count = partial.get("sum", 0.0), partial.get("count", 0)
+        self.seconds = state.get("seconds", 0.0)
 
     def _any_rank(self, bad: bool | Tensor) -> bool:
         """True on every rank if ``bad`` holds on any rank (one all-reduce under DDP)."""
@@ -209,7 +263,10 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
     def fit(self, resume: bool = False, max_steps: int | None = None) -> dict[str, Any]:
         """Train (or resume) until ``epochs`` end, the time budget runs out, or the global
-        step reaches ``max_steps``. Returns the last logged metrics."""
+        step reaches ``max_steps``. Returns the metrics logged at the last epoch end of this
+        call or, when none ended, ``epoch`` (completed), ``step``, ``train_loss`` (mean over
+        the steps of this call; NaN without any) and ``seconds``; a finished run resumed
+        returns its last logged metrics."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.ctx.main:  # temporary files of a killed earlier run (rank 0 writes them all)
             atomic.remove_stale(self.run_dir)
@@ -225,17 +282,27 @@ class Trainer:
             if self.ctx.main:
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
                 (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+                provenance.record(self.run_dir, resolve_dataset(self.cfg.data.dataset))
             self.task.prepare()
-        t0 = time.perf_counter()
+        self._t0 = time.perf_counter()
+        self.taken_sum, self.taken_count = 0.0, 0
+        if self.fitted:
+            return self._fit_once() if self.epoch < tc.epochs else last
+        one = tuple(t[None].to(self.ctx.device) for t in self.train_set[0])
+        self._first(memory.check, getattr(self.task, "predict", None), one, self.model,
+                    tc.batch_size // self.ctx.world, self.max_memory)
         budget = tc.max_minutes * 60 if tc.max_minutes > 0 else math.inf
         self.model.train()
+        ended = False
         while self.epoch < tc.epochs:
             bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
                        disable=not self.progress, desc=f"epoch {self.epoch + 1}/{tc.epochs}",
                        leave=False, dynamic_ncols=True)
-            running, seen, stop = 0.0, 0, False
+            if self.step_in_epoch == 0:
+                self.loss_sum, self.loss_count = 0.0, 0
+            stop = False
             for batch in self._batches(self.epoch, self.step_in_epoch):
-                loss = self.task.loss(self.ddp, batch)
+                loss = self._step_loss(batch)
                 value = float(loss.detach())
                 if self._any_rank(not math.isfinite(value)):
                     bar.close()
@@ -250,14 +317,16 @@ class Trainer:
                 self.sched.step()
                 self.step += 1
                 self.step_in_epoch += 1
-                running += value
-                seen += 1
+                self.loss_sum += value
+                self.loss_count += 1
+                self.taken_sum += value
+                self.taken_count += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4g}")
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
                     self._save("last.pt")
                 stop = (max_steps is not None and self.step >= max_steps) or \
-                    time.perf_counter() - t0 > budget
+                    time.perf_counter() - self._t0 > budget
                 if stop:
                     break
             bar.close()
@@ -265,17 +334,95 @@ class Trainer:
                 self.epoch += 1
                 self.step_in_epoch = 0
                 last = {"epoch": self.epoch, "step": self.step,
-                        "train_loss": running / max(seen, 1),
+                        "train_loss": self.loss_sum / max(self.loss_count, 1),
                         "lr": self.opt.param_groups[0]["lr"],
-                        "seconds": round(time.perf_counter() - t0, 3)}
+                        "seconds": round(self.elapsed(), 3)}
+                ended = True
                 if self.epoch % tc.eval_every == 0 or self.epoch == tc.epochs:
-                    last["test_rel_l2"] = self.evaluate() if self.ctx.main else math.nan
-                    if self.ctx.main and last["test_rel_l2"] < self.best:
-                        self.best = last["test_rel_l2"]
-                        self._save("best.pt", collective=False)
+                    self._evaluate_into(last)
                 self._log(last)
             self._save("last.pt")
             self.ctx.barrier()
             if stop:
                 break
+        if ended or not self.taken_count:
+            return last
+        return {"epoch": self.epoch, "step": self.step,
+                "train_loss": self.taken_sum / self.taken_count,
+                "seconds": round(self.elapsed(), 3)}
+
+    def _step_loss(self, batch: tuple[Tensor, ...]) -> Tensor:
+        """The task loss of ``batch``; on the first step of a call, a model that cannot take
+        this data (its ``ValueError``, or torch's shape ``RuntimeError``) is one clear error."""
+        if self.taken_count:
+            return self.task.loss(self.ddp, batch)
+        return self._first(self.task.loss, self.ddp, batch)
+
+    def _first(self, call, *args):
+        """``call(*args)`` on the data for the first time: a model that cannot take the data
+        (its ``ValueError``, or torch's shape ``RuntimeError``) is one clear error."""
+        try:
+            return call(*args)
+        except (ValueError, RuntimeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise SciopsError(f"model {self.cfg.model['name']} cannot take the data of "
+                              f"data.dataset={self.cfg.data.dataset!r}: {first}; adapt [model] "
+                              f"to the data with --set model.KEY=VALUE") from None
+
+    def _evaluate_into(self, record: dict[str, Any]) -> None:
+        """Add the test error to ``record``; save ``best.pt`` when it improved."""
+        key = getattr(self.task, "metric", "test_rel_l2")
+        record[key] = self.evaluate() if self.ctx.main else math.nan
+        if self.ctx.main and record[key] < self.best:
+            self.best = record[key]
+            self._save("best.pt", collective=False)
+
+    @torch.no_grad()
+    def _fit_once(self) -> dict[str, Any]:
+        """Fit a parameter-free model (rom-net) in one pass: it counts as all epochs and no
+        step; the logged train loss is the task loss over the training set after the fit."""
+        self.model.eval()
+        try:
+            self.task.fit_model(self.model)
+            losses = [float(self.task.loss(self.model, batch)) for batch in self._batches(0, 0)]
+        except ValueError as e:  # numpy's LinAlgError included: too few pairs for the model
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise SciopsError(f"model {self.cfg.model['name']} could not be fitted on the "
+                              f"{len(self.train_set)} training pairs ({first}); give it more "
+                              f"pairs (data.train_samples) or a smaller [model] (fewer "
+                              f"clusters, lower rank) with --set model.KEY=VALUE") from None
+        self.epoch = self.cfg.train.epochs
+        last = {"epoch": self.epoch, "step": self.step,
+                "train_loss": sum(losses) / len(losses), "lr": 0.0,
+                "seconds": round(self.elapsed(), 3)}
+        self._evaluate_into(last)
+        self._log(last)
+        self._save("last.pt")
         return last
+
+    def summary(self, last: dict[str, Any]) -> str:
+        """One line for the end of ``sciops train``: where the run stands, the train loss of
+        this call's steps, and the latest test error under the task's own metric name."""
+        tc = self.cfg.train
+        where = (f"step {self.step} of {tc.epochs * self.steps_per_epoch} (epoch {self.epoch} "
+                 f"of {tc.epochs} done")
+        if self.step_in_epoch:
+            where += (f", stopped at step {self.step_in_epoch} of {self.steps_per_epoch} in "
+                      f"epoch {self.epoch + 1}")
+        where += ")"
+        if self.fitted:
+            where = "fitted in one pass (no gradient steps)"
+            loss = f"train loss {last['train_loss']:.4g} after the fit"
+        elif self.taken_count:
+            loss = (f"train loss {self.taken_sum / self.taken_count:.4g} (mean of the "
+                    f"{self.taken_count} step{'s' * (self.taken_count > 1)} taken now)")
+        else:
+            loss = "no step left to take"
+        key = getattr(self.task, "metric", "test_rel_l2")
+        name = getattr(self.task, "metric_label", key)
+        if key in last:
+            test = f"{name} {last[key]:.4g} (after epoch {last['epoch']})"
+        else:
+            test = (f"{name}: not evaluated yet (at epoch ends, every train.eval_every="
+                    f"{tc.eval_every} epochs)")
+        return f"{self.run_dir}: {where}; {loss}; {test}"
