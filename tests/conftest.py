@@ -12,3 +12,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def poisson_fno_recipe(path, data, *, train: int = 6, test: int = 2):
+    """Write a one-epoch training recipe at ``path``: a tiny 2D FNO mapping ``f`` to ``u`` of
+    the poisson2d dataset ``data``; returns ``path``."""
+    import json
+
+    path.write_text(
+        'name = "t"\n[model]\nname = "fno"\nn_modes = [4, 4]\nhidden_channels = 4\n'
+        f'n_layers = 1\n[data]\ndataset = {json.dumps(str(data))}\ninputs = ["f"]\n'
+        f'targets = ["u"]\ntrain_samples = {train}\ntest_samples = {test}\n'
+        '[train]\nepochs = 1\nbatch_size = 2\nlr = 1e-3\n')
+    return path

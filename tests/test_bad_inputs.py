@@ -4,9 +4,8 @@ its neighbours: each ends in exactly one line ``sciops: error: ...`` naming the 
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from conftest import poisson_fno_recipe
 
 from sciops import cli
 from sciops.data import generate, load_recipe
@@ -20,12 +19,7 @@ def env(tmp_path_factory):
     data = root / "ds"
     generate(load_recipe("poisson2d-cno").with_changes(samples=8, overrides=SMALL), data,
              progress=False)
-    recipe = root / "r.toml"
-    recipe.write_text(
-        'name = "t"\n[model]\nname = "fno"\nn_modes = [4, 4]\nhidden_channels = 4\n'
-        f'n_layers = 1\n[data]\ndataset = {json.dumps(str(data))}\ninputs = ["f"]\n'
-        'targets = ["u"]\ntrain_samples = 6\ntest_samples = 2\n'
-        '[train]\nepochs = 1\nbatch_size = 2\nlr = 1e-3\n')
+    recipe = poisson_fno_recipe(root / "r.toml", data)
     run = root / "run"
     assert cli.main(["train", str(recipe), "--out", str(run), "--quiet"]) == 0
     (root / "a-file").write_text("not a directory")
