@@ -477,7 +477,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo")
     d.add_argument("--device", default=None)
     d.set_defaults(func=cmd_demo)
+    for name in COMPUTE_COMMANDS:
+        sub.choices[name].add_argument(
+            "--threads", type=_at_least(1), default=None, metavar="N",
+            help="CPU threads for torch (intra- and inter-op; default: torch's, which "
+            "follows OMP_NUM_THREADS)")
     return p
+
+
+COMPUTE_COMMANDS = ("generate", "train", "solve", "verify", "predict", "evaluate", "rom", "demo")
+"""Subcommands that take ``--threads``."""
+
+
+def _set_threads(n: int) -> None:
+    """Use ``n`` CPU threads in torch: intra-op always; inter-op only if still settable (torch
+    allows it once, before any parallel work; a second ``main`` in one process keeps it)."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:
+        pass
 
 
 INTERRUPTED = "sciops: interrupted; rerun the same command to resume"
@@ -526,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error, already printed on one line
         return e.code if isinstance(e.code, int) else 2
+    if getattr(args, "threads", None):
+        _set_threads(args.threads)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

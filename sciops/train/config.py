@@ -48,15 +48,39 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     scheduler: str = "cosine"
-    """'cosine' (to 0 over all steps), 'step' (x gamma every step_size epochs) or 'none'."""
+    """'cosine' (to 0 over ``t_max`` epochs, default the whole run after the warm-up), 'step'
+    (x gamma every step_size epochs) or 'none'. Every schedule advances once per optimizer
+    step (epochs count ``steps_per_epoch`` steps), not once per epoch as neuraloperator's."""
     step_size: int = 100
     gamma: float = 0.5
+    t_max: int = 0
+    """Cosine period in epochs (torch's ``CosineAnnealingLR`` ``T_max``; past it the lr rises
+    again unless ``restarts``); 0: the whole run after the warm-up, decaying to 0 at its end."""
+    warmup: int = 0
+    """Linear warm-up epochs before the schedule (0 to ``epochs - 1``); the schedule starts
+    after them (a 'step' schedule counts its step_size from there)."""
+    warmup_start: float = 0.0
+    """The warm-up starts at ``lr * warmup_start`` (0 to 1; 0: from 0) and ends at ``lr``."""
+    restarts: bool = False
+    """Cosine with warm restarts (``CosineAnnealingWarmRestarts``): back to ``lr`` after
+    ``t_max`` epochs, then after each period ``t_mult`` times longer; needs t_max >= 1."""
+    t_mult: int = 1
+    """Growth factor of the restart period (an integer >= 1; 1: equal periods)."""
     grad_clip: float = 0.0
     """Max gradient 2-norm; 0 disables clipping."""
     amp: str = "none"
     """'none' or 'bf16' (autocast; FFTs stay in float32)."""
     loss: str = "rel_l2"
-    """'rel_l2', 'rel_h1', 'rel_h1_fd', 'rel_hm1' or 'mse' (see sciops.train.losses)."""
+    """'rel_l2', 'rel_h1', 'rel_h1_fd', 'rel_hm1', 'h1_neuralop' (neuraloperator's ``H1Loss``:
+    periodic central differences, one relative error per sample and channel) or 'mse' (see
+    sciops.train.losses)."""
+    loss_reduction: str = "mean"
+    """'mean' over the batch (sciops; the loss scale does not depend on the batch size) or
+    'sum' (neuraloperator's default: the gradient, hence the step, grows with the batch)."""
+    normalize: str = "both"
+    """Grid data standardized per channel with training-set statistics: 'both' inputs and
+    targets, 'output' targets only (neuraloperator's Darcy setting) or 'none'. Statistics not
+    fitted stay identity (mean 0, std 1) in the checkpoint, so predict/evaluate honour it."""
     seed: int = 0
     checkpoint_every: int = 0
     """Also write last.pt every this many steps (0: at epoch ends only)."""
@@ -80,7 +104,10 @@ class RunConfig:
 
 _CHOICES = {("train", "scheduler"): ("cosine", "step", "none"),
             ("train", "amp"): ("none", "bf16"),
-            ("train", "loss"): ("rel_l2", "rel_h1", "rel_h1_fd", "rel_hm1", "mse"),
+            ("train", "loss"): ("rel_l2", "rel_h1", "rel_h1_fd", "rel_hm1", "h1_neuralop",
+                                "mse"),
+            ("train", "loss_reduction"): ("mean", "sum"),
+            ("train", "normalize"): ("both", "output", "none"),
             ("data", "windows"): ("first", "sliding")}
 
 
@@ -190,7 +217,26 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
         sec = cfg.train if hasattr(cfg.train, k) else cfg.data
         if getattr(sec, k) < 1:
             raise SciopsError(f"{k}={getattr(sec, k)} must be >= 1")
+    _check_schedule(cfg.train)
     return cfg
+
+
+def _check_schedule(tc: TrainConfig) -> None:
+    """Warm-up and cosine settings that torch would refuse or that would never take effect."""
+    if tc.warmup >= tc.epochs:
+        raise SciopsError(f"train.warmup={tc.warmup} must be in [0, train.epochs - 1 = "
+                          f"{tc.epochs - 1}] (warm-up epochs, then the schedule)")
+    if tc.warmup_start > 1:
+        raise SciopsError(f"train.warmup_start={tc.warmup_start} must be in [0, 1] (fraction "
+                          f"of train.lr the warm-up starts from)")
+    if tc.t_mult < 1:
+        raise SciopsError(f"train.t_mult={tc.t_mult} must be an integer >= 1")
+    if tc.scheduler != "cosine" and (tc.restarts or tc.t_max):
+        raise SciopsError(f"train.{'restarts' if tc.restarts else 't_max'} needs "
+                          f"train.scheduler='cosine', not {tc.scheduler!r}")
+    if tc.restarts and tc.t_max < 1:
+        raise SciopsError(f"train.restarts=true needs train.t_max >= 1 (the first period in "
+                          f"epochs), got {tc.t_max}")
 
 
 def _check_model(model: dict[str, Any]) -> None:

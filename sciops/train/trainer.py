@@ -2,7 +2,8 @@
 
 ``Trainer(cfg, run_dir).fit()`` builds the model from the registry and optimizes a task
 (:mod:`sciops.train.task`; by default supervised pairs streamed from a stored dataset,
-standardized with statistics stored in the run) with AdamW. Exact resume: the sample order
+standardized (``train.normalize``) with statistics stored in the run) with AdamW and the
+schedule of :func:`build_scheduler`. Exact resume: the sample order
 of epoch ``e`` depends only on ``(seed, e)``, and checkpoints hold model, optimizer,
 scheduler, the task's modules (normalizers), RNG state and
 the position inside the epoch, so a stopped-and-resumed run ends bitwise equal to an
@@ -39,7 +40,7 @@ from tqdm.auto import tqdm
 from sciops import atomic, models
 from sciops.errors import SciopsError
 from sciops.train import checkpoint, distributed, memory, provenance
-from sciops.train.config import RunConfig
+from sciops.train.config import RunConfig, TrainConfig
 from sciops.train.task import SupervisedTask, Task, dataset_kind, resolve_dataset
 
 
@@ -74,6 +75,34 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     """Permutation of ``n`` items for ``epoch``; depends only on (seed, epoch)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=g)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int
+                    ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of ``tc``, stepped once per optimizer step.
+
+    With ``W = warmup * steps_per_epoch`` warm-up steps, the lr at step ``k < W`` is
+    ``lr * (warmup_start + (1 - warmup_start) * k / W)`` (a ``LambdaLR``: torch's
+    ``LinearLR`` cannot start from 0); from step ``W`` on the schedule runs with ``j = k - W``:
+    cosine ``lr/2 * (1 + cos(pi j / T))`` with ``T = t_max * steps_per_epoch`` (the remaining
+    steps when t_max is 0), restarting at ``T``, ``T + t_mult T``, ... with ``restarts``; step
+    ``lr * gamma ** (j // (step_size * steps_per_epoch))``; or constant. Without warm-up the
+    schedule is the bare torch scheduler (the state layout of earlier checkpoints)."""
+    sched = torch.optim.lr_scheduler
+    warm = tc.warmup * steps_per_epoch
+    if tc.scheduler == "cosine":
+        period = tc.t_max * steps_per_epoch or tc.epochs * steps_per_epoch - warm
+        main = (sched.CosineAnnealingWarmRestarts(opt, T_0=period, T_mult=tc.t_mult)
+                if tc.restarts else sched.CosineAnnealingLR(opt, T_max=period))
+    elif tc.scheduler == "step":
+        main = sched.StepLR(opt, step_size=tc.step_size * steps_per_epoch, gamma=tc.gamma)
+    else:
+        main = sched.LambdaLR(opt, lambda _: 1.0)
+    if not warm:
+        return main
+    start = tc.warmup_start
+    ramp = sched.LambdaLR(opt, lambda k: start + (1 - start) * k / warm)
+    return sched.SequentialLR(opt, [ramp, main], milestones=[warm])
 
 
 PARTICLE_MODELS = ("giorom", "gns")
@@ -140,14 +169,7 @@ class Trainer:
         self.steps_per_epoch = n // tc.batch_size if world_drop else math.ceil(n / tc.batch_size)
         if self.steps_per_epoch == 0:
             raise SciopsError(f"train.batch_size={tc.batch_size} exceeds the {n} training pairs")
-        total = tc.epochs * self.steps_per_epoch
-        if tc.scheduler == "cosine":
-            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=total)
-        elif tc.scheduler == "step":
-            self.sched = torch.optim.lr_scheduler.StepLR(
-                self.opt, step_size=tc.step_size * self.steps_per_epoch, gamma=tc.gamma)
-        else:
-            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda _: 1.0)
+        self.sched = build_scheduler(self.opt, tc, self.steps_per_epoch)
         self.ddp = (DistributedDataParallel(self.model) if self.ctx.world > 1 else self.model)
         self.epoch, self.step, self.step_in_epoch, self.best = 0, 0, 0, math.inf
         self.loss_sum, self.loss_count = 0.0, 0  # over the steps of the current epoch
