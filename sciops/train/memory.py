@@ -10,8 +10,9 @@ Peak memory of a step = optimizer state + activations of one batch:
   is unchanged), times the per-rank batch size, plus the batch itself.
 
 The measurement works for every model on the supervised grid task; tasks without a pure
-``predict`` (particle rollouts, PINO's input pool, whose loss changes the task's state) are
-estimated by their parameters and batch alone.
+``predict(model, x)`` of a stored pair (particle rollouts, PINO's input pool, whose loss
+changes the task's state; PINN collocation points), and models that cannot take the pair
+(the first training step then reports why), are estimated by parameters and batch alone.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def check(predict, one: tuple[Tensor, ...], model: nn.Module, batch_size: int,
     measured), ``one``: a batch ``(x, y)`` of one training pair, ``batch_size``: pairs per
     rank. Returns the estimate in bytes."""
     state = STATE_COPIES * sum(p.numel() * p.element_size() for p in model.parameters())
-    activations = 0 if predict is None else saved_bytes(predict, one[:1], model)
+    try:
+        activations = 0 if predict is None else saved_bytes(predict, one[:1], model)
+    except (ValueError, RuntimeError, TypeError):
+        activations = 0  # a model that cannot take the pair: the first step reports it
     per_pair = activations + sum(t.numel() * t.element_size() for t in one)
     need = state + batch_size * per_pair
     sizing.require_memory(

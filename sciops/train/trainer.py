@@ -311,8 +311,8 @@ class Trainer:
         if self.fitted:
             return self._fit_once() if self.epoch < tc.epochs else last
         one = tuple(t[None].to(self.ctx.device) for t in self.train_set[0])
-        self._first(memory.check, getattr(self.task, "predict", None), one, self.model,
-                    tc.batch_size // self.ctx.world, self.max_memory)
+        memory.check(getattr(self.task, "predict", None), one, self.model,
+                     tc.batch_size // self.ctx.world, self.max_memory)
         budget = tc.max_minutes * 60 if tc.max_minutes > 0 else math.inf
         self.model.train()
         ended = False
@@ -378,13 +378,8 @@ class Trainer:
         this data (its ``ValueError``, or torch's shape ``RuntimeError``) is one clear error."""
         if self.taken_count:
             return self.task.loss(self.ddp, batch)
-        return self._first(self.task.loss, self.ddp, batch)
-
-    def _first(self, call, *args):
-        """``call(*args)`` on the data for the first time: a model that cannot take the data
-        (its ``ValueError``, or torch's shape ``RuntimeError``) is one clear error."""
         try:
-            return call(*args)
+            return self.task.loss(self.ddp, batch)
         except (ValueError, RuntimeError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise SciopsError(f"model {self.cfg.model['name']} cannot take the data of "
