@@ -64,14 +64,16 @@ def remove_stale(folder: Path, *, names: Callable[[str], bool] = lambda name: Tr
     return removed
 
 
-def check_writable_file(path: Path, option: str = "--out") -> None:
+def check_writable_file(path: str | os.PathLike, option: str = "--out") -> None:
     """Refuse up front (SciopsError) a file ``path`` that cannot be written: an existing
-    directory, or a folder that cannot be created or written to. Creates the folder."""
-    if path.is_dir():
-        raise SciopsError(f"{option} {path}: is a directory; give a file name, e.g. "
-                          f"{path / 'pred.nc'}")
-    probe = tmp_path(path)
+    directory or a name ending in a separator, or a folder that cannot be created or written
+    to. Creates the folder."""
+    text, path = os.fspath(path), Path(path)
     try:
+        if path.is_dir() or text.endswith(("/", os.sep)):
+            raise SciopsError(f"{option} {path}: is a directory; give a file name, e.g. "
+                              f"{path / 'pred.nc'}")
+        probe = tmp_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
         probe.unlink()

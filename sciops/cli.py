@@ -252,6 +252,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import torch
 
     from sciops import pdes
+    from sciops.pdes.base import SolverDiverged
     from sciops.pdes.semilinear import SemilinearPDE
     from sciops.verify import verify
 
@@ -265,7 +266,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # many small kernels: one thread is fastest
     try:
         checks = verify(pde, _overrides(args.set), seed=args.seed)
-    except ValueError as e:
+    except (ValueError, SolverDiverged) as e:  # parameters out of range, or too stiff to solve
         raise SciopsError(f"verify {args.pde}: {e}") from None
     for c in checks:
         print(c.line())
@@ -455,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="report directory")
     e.add_argument("--samples", help="START:STOP sample range (default: the runs' test "
                    "split)")
-    e.add_argument("--clusters", type=_at_least(1), default=4,
-                   help="clusters for the error map")
+    e.add_argument("--clusters", type=_at_least(1), default=None,
+                   help="clusters for the error map, at most the scored samples (default: 4, "
+                   "capped at their number)")
     e.add_argument("--max-memory", metavar="SIZE", help="refuse up front if the scored arrays "
                    "need more memory than this, e.g. 8G (default: the available memory)")
     e.add_argument("--device", default=None)

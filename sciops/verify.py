@@ -18,6 +18,9 @@ For a :class:`~sciops.pdes.semilinear.SemilinearPDE`, on the smooth random case 
    ``log2(r(dt/2)/r(dt/4)) >= 3.5``;
 6. **sensitivity** — solving a wrong equation (``N``, or ``L`` for a linear PDE, scaled by
    1.1) raises the residual at least 100x, so the residual does see the equation.
+
+:func:`verify_params` checks the parameters before any solving: the overrides, the grids and
+steps the checks derive from them, and the memory of the recorded runs.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ import torch
 from torch import Tensor
 
 from sciops import spectral
+from sciops.data import sizing
+from sciops.integrators import MAX_STEPS
 from sciops.pdes.semilinear import SemilinearParams, SemilinearPDE
+
+FIXED = {"dtype": "float64", "method": "etdrk4", "output_resolution": None, "t_burn_in": 0.0}
+"""Parameters every verification uses; ``n_records`` the checks choose themselves."""
+RECORD_COPIES = 4
+"""Recorded runs held at once by the residual checks (the run, its stacked copy, the perturbed
+run and its stacked copy)."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +116,51 @@ def _pointwise_residual(pde: SemilinearPDE, p: SemilinearParams, out: Mapping[st
     return float(r.detach().norm() / u_t.detach().norm())
 
 
+def _steps(p: SemilinearParams) -> int:
+    """Steps of ``dt/2`` over ``t_final`` the residual checks record (at least 5)."""
+    return max(5, round(2 * p.t_final / p.dt))
+
+
+def verify_params(pde: SemilinearPDE, overrides: Mapping[str, Any] | None = None, *,
+                  seed: int = 0, samples: int = 2) -> SemilinearParams:
+    """The parameters of the checks: ``pde.verify_case``, ``overrides`` and :data:`FIXED`.
+    ValueError naming the option for a fixed key or ``n_records``, a value out of range, a
+    ``resolution``/``dt`` whose derived grids (``n/2``, ``2n``) or steps (``dt/16``) are out of
+    range or exceed ``MAX_STEPS`` over ``t_final``, a ``seed`` outside ``[0, 2**63)``;
+    SciopsError when the recorded runs (``samples`` x ``2 t_final/dt`` records x fields x
+    ``resolution^ndim``, float64) exceed the memory."""
+    fixed = sorted(set(overrides or {}) & {*FIXED, "n_records"})
+    if fixed:
+        raise ValueError(f"--set {fixed[0]}: verify uses "
+                         f"{', '.join(f'{k}={v}' for k, v in FIXED.items())} and chooses "
+                         f"n_records itself; these cannot be set")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"--seed {seed} is out of range; allowed [0, 2**63)")
+    p = pde.make_params({**pde.verify_case, **dict(overrides or {}), **FIXED})
+    n = p.resolution
+    try:
+        for change in ({"resolution": n // 2}, {"resolution": 2 * n}, {"dt": p.dt / 16}):
+            p.replace(**change)
+    except ValueError as e:
+        raise ValueError(f"resolution={n}, dt={p.dt:g}: the checks also solve at resolution/2, "
+                         f"2*resolution and dt/16, and {e}") from None
+    if 16 * p.t_final / p.dt > MAX_STEPS:
+        raise ValueError(f"t_final={p.t_final:g}, dt={p.dt:g}: the reference solve at dt/16 "
+                         f"would take {16 * p.t_final / p.dt:.3g} steps (limit {MAX_STEPS:.0e}); "
+                         f"raise dt or lower t_final")
+    record = samples * len(pde.fields) * n**pde.ndim * 8
+    sizing.require_memory(RECORD_COPIES * (2 * _steps(p) + 1) * record,
+                          f"verify {pde.name}: t_final={p.t_final:g}, dt={p.dt:g}, "
+                          f"resolution={n} record {2 * _steps(p) + 1} steps that need",
+                          "raise dt or lower t_final or resolution with --set")
+    return p
+
+
 def verify(pde: SemilinearPDE, overrides: Mapping[str, Any] | None = None, *, seed: int = 0,
            samples: int = 2) -> list[Check]:
-    """Run the checks of the module docstring; returns one :class:`Check` per item."""
-    values = {**pde.verify_case, **dict(overrides or {}), "dtype": "float64",
-              "method": "etdrk4", "output_resolution": None, "t_burn_in": 0.0}
-    p = pde.make_params(values)
+    """Run the checks of the module docstring; returns one :class:`Check` per item.
+    Parameters are checked first (:func:`verify_params`)."""
+    p = verify_params(pde, overrides, seed=seed, samples=samples)
     gen = torch.Generator().manual_seed(seed)
     inputs = pde.sample_inputs(p, samples, gen)
     checks = []
@@ -136,7 +186,7 @@ def verify(pde: SemilinearPDE, overrides: Mapping[str, Any] | None = None, *, se
                         f"errors at n={n // 2}, {n}: {ec:.2e}, {em:.2e} vs n={2 * n}"))
 
     # residuals of the output recorded every step, at dt/2 and dt/4
-    steps = max(5, round(2 * p.t_final / p.dt))
+    steps = _steps(p)
     coarse_rec = p.replace(n_records=steps, dt=p.t_final / steps)
     r1 = _grid_residual(pde, coarse_rec, pde.solve(coarse_rec, inputs))
     rec = p.replace(n_records=2 * steps, dt=coarse_rec.dt / 2)

@@ -131,6 +131,7 @@ def _training_kills(reference: Path, tmp: Path, rng: random.Random, n: int) -> d
     """As :func:`_generation_kills` for a training run of 12 epochs of 4 steps that
     checkpoints every step; the final weights must equal an uninterrupted run's bitwise."""
     steps = 48
+    tmp.mkdir(parents=True, exist_ok=True)
     ref_run = tmp / "ref_run"
     r = subprocess.run(_train_cmd(reference, ref_run, steps), env=ENV, capture_output=True,
                        text=True, timeout=600)

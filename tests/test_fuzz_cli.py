@@ -27,11 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import poisson_fno_recipe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sciops import cli, pdes
+from sciops.data import generate, load_recipe
+from sciops.pdes.semilinear import SemilinearPDE
 from sciops.train import config as train_config
+from sciops.train.physics import METHODS, PinnConfig, solve_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin" / "sciops"
@@ -201,22 +205,31 @@ def _check_run_config(cfg) -> None:
     assert isinstance(cfg.data.dataset, str) and cfg.data.dataset
 
 
-def run_cli(argv: list[str], category: str, monkeypatch, check=None) -> int:
-    """``cli.main(argv)`` with solving/training stubbed; asserts the exit contract."""
+def _first(*args, **kw):
+    return args[0]
+
+
+STUBS = {"sciops.data:generate": _first, "sciops.train:Trainer": _first}
+"""Stubbed calls, ``module:attribute`` -> what of the call's arguments the check sees."""
+
+
+def run_cli(argv: list[str], category: str, monkeypatch, check=None, stubs=None) -> int:
+    """``cli.main(argv)`` with the expensive stage stubbed (``stubs``, default
+    :data:`STUBS`): the first stubbed call records what it got and stops the command.
+    Asserts the exit contract."""
+    import importlib
+
     seen = {}
 
-    def fake_generate(recipe, out, **kw):
-        seen["obj"] = recipe
-        raise _Stop
+    def stub(pick):
+        def fake(*args, **kw):
+            seen["obj"] = pick(*args, **kw)
+            raise _Stop
+        return fake
 
-    def fake_trainer(cfg, out, **kw):
-        seen["obj"] = cfg
-        raise _Stop
-
-    import sciops.data
-    import sciops.train
-    monkeypatch.setattr(sciops.data, "generate", fake_generate)
-    monkeypatch.setattr(sciops.train, "Trainer", fake_trainer)
+    for where, pick in (stubs or STUBS).items():
+        module, name = where.split(":")
+        monkeypatch.setattr(importlib.import_module(module), name, stub(pick))
     err, out = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -310,32 +323,213 @@ def _train_toml(env, monkeypatch, data):
             monkeypatch, _check_run_config)
 
 
+# ---------------------------------------------------------------- solve, verify, evaluate, rom,
+# predict: options of the other commands (the solving, checking, scoring and predicting
+# stages are stubbed after validation)
+
+PINN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PinnConfig) if f.name != "model"}
+PINN_DEFAULTS.update({"model.width": 64, "model.depth": 3, "model.activation": "tanh",
+                      "model.fourier_features": 0, "model.periodic_modes": 1,
+                      "model.fourier_scales": "[1.0]", "model.dtype": "float32",
+                      "model.name": "pinn", "model.lower": "[0.0]"})
+GP_DEFAULTS = {"steps": 300, "lbfgs_steps": 50, "lr": 0.05, "n_components": 30,
+               "kernel": "matern"}
+SOLVABLE = {m: [n for n in PDE_NAMES if m in solve_methods(pdes.get(n))] for m in METHODS}
+VERIFIABLE = [n for n in PDE_NAMES if isinstance(pdes.get(n), SemilinearPDE)]
+CHOICES = {"sampling": ["uniform", "sobol", "grid"], "bc": ["soft", "exact"],
+           "scheduler": ["none", "cosine"], "kernel": ["matern", "gauss"],
+           "model.activation": ["tanh", "sin", "gelu", "silu"],
+           "model.dtype": ["float32", "float64"]}
+small = st.integers(-1, 12).map(str)
+counts = st.one_of(small, st.sampled_from(["4", "8", "1e3", "2**70", "+3", " 5", "٣"]),
+                   st.integers(-2**70, 2**70).map(str), values)
+count_text = st.integers(0, 3).flatmap(lambda i: small if i else counts)
+"""Count options: mostly small integers, some huge or hostile."""
+edges = st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1e400", "2.5", "true", "null", "[]",
+                         "[1, NaN]", '"x"', "2**70", str(2**63), ""])
+
+
+@st.composite
+def option_pairs(draw, defaults: dict):
+    """``--option key=value`` pairs: real keys near their defaults, hostile values, random
+    keys."""
+    out = []
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.integers(0, 9))
+        k = draw(st.sampled_from(sorted(defaults)))
+        if kind < 4:
+            v = draw(st.sampled_from(CHOICES[k]) if k in CHOICES else near(defaults[k]))
+        elif kind < 9:
+            v = draw(edges if kind < 8 else values)
+        else:
+            k, v = draw(st.one_of(names, names.map("model.".__add__))), draw(values)
+        out += ["--option", k if kind == 9 and draw(st.booleans()) else f"{k}={v}"]
+    return out
+
+
+def _check_pinn(cfg) -> None:
+    assert isinstance(cfg, PinnConfig), cfg
+    hints = typing.get_type_hints(PinnConfig)
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        _finite(f.name, v)
+        if hints[f.name] in (int, float, str):
+            assert type(v) is hints[f.name], (f.name, v)
+    assert cfg.lr > 0 and cfg.n_interior >= 1 and cfg.adam_steps >= 0, cfg
+    for key in ("width", "depth"):
+        assert type(cfg.model.get(key, 1)) is int and cfg.model.get(key, 1) >= 1, cfg.model
+    assert not set(cfg.model) & {"name", "lower", "upper", "periods"}, cfg.model  # set by solve
+
+
+def _check_gp(opts) -> None:
+    assert set(opts) <= set(GP_DEFAULTS), opts
+    for k, v in opts.items():
+        assert type(v) is type(GP_DEFAULTS[k]), (k, v)
+        _finite(k, v)
+    assert opts.get("steps", 0) >= 0 and opts.get("lbfgs_steps", 0) >= 0, opts
+    assert opts.get("n_components", 1) >= 1 and opts.get("lr", 1) > 0, opts
+    assert opts.get("kernel", "matern") in CHOICES["kernel"], opts
+
+
+def _solve(env, monkeypatch, data):
+    root, tmp = env
+    method = data.draw(st.sampled_from(METHODS))
+    pde = data.draw(st.sampled_from(SOLVABLE[method]) | st.sampled_from(PDE_NAMES))
+    sets = data.draw(set_pairs(pde)) if data.draw(st.integers(0, 2)) == 0 else []
+    argv = ["solve", pde, "--method", method, "--out", str(tmp / "s"), "--quiet", *sets,
+            *data.draw(option_pairs(PINN_DEFAULTS if method == "pinn" else GP_DEFAULTS))]
+    if data.draw(st.integers(0, 4)) == 0:
+        argv += ["--seed", data.draw(count_text)]
+    stubs = {"sciops.train.physics:train_pinn": lambda problem, cfg, *a, **kw: cfg,
+             "sciops.train.physics:_gp_kron": lambda pde, params, sample, opts, *a: opts}
+    run_cli(argv, "solve --option/--set", monkeypatch,
+            _check_pinn if method == "pinn" else _check_gp, stubs)
+
+
+def _verify(env, monkeypatch, data):
+    pde = data.draw(st.sampled_from(VERIFIABLE) | st.sampled_from(PDE_NAMES))
+    sets = data.draw(set_pairs(pde)) if data.draw(st.integers(0, 5)) else []
+    argv = ["verify", pde, *sets]
+    if data.draw(st.integers(0, 4)) == 0:
+        argv += ["--seed", data.draw(counts)]
+
+    def check(p):  # verify's first solve: float64 ETDRK4 at dt/16 with every --set honoured
+        assert p.dtype == "float64" and p.method == "etdrk4", p
+        _finite("params", p.to_dict())
+        user = cli._overrides(sets[1::2])
+        expected = pdes.get(pde).make_params({**pdes.get(pde).verify_case, **user})
+        for k in user:
+            got = getattr(p, k) * 16 if k == "dt" else getattr(p, k)
+            assert got == pytest.approx(getattr(expected, k)), (k, got, getattr(expected, k))
+
+    run_cli(argv, "verify --set", monkeypatch, check,
+            {"sciops.verify:_final": lambda pde, p, inputs: p})
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """A tiny dataset (8 samples of poisson2d at 16², no time) and a one-epoch FNO run on it."""
+    root = tmp_path_factory.mktemp("fz-run")
+    data = root / "ds"
+    generate(load_recipe("poisson2d-cno").with_changes(samples=8, overrides={
+        "resolution": "16", "modes": "4", "samples_per_shard": "4", "batch_size": "4"}),
+        data, progress=False)
+    recipe = poisson_fno_recipe(root / "r.toml", data)
+    assert cli.main(["train", str(recipe), "--out", str(root / "run"), "--quiet"]) == 0
+    (root / "a-file").write_text("not a directory")
+    return {"data": data, "run": root / "run", "root": root, "n": 8}
+
+
+span = st.one_of(st.tuples(st.integers(-1, 9), st.integers(-1, 9)).map(
+    lambda t: f"{t[0]}:{t[1]}"), st.tuples(counts, counts).map(":".join), values)
+
+
+def _evaluate(env, monkeypatch, data, art):
+    argv = ["evaluate", str(art["run"]), "--out", str(env[1] / "ev"), "--quiet"]
+    text = data.draw(span) if data.draw(st.booleans()) else None
+    clusters = data.draw(count_text) if data.draw(st.booleans()) else None
+    argv += ["--samples", text] * (text is not None) + ["--clusters", clusters] * (
+        clusters is not None)
+
+    def check(_):  # accepted: a range inside the 8 samples, 1 to its length clusters
+        lo, hi = (int(x) for x in text.split(":")) if text is not None else (6, 8)  # test split
+        assert 0 <= lo < hi <= art["n"], text
+        assert clusters is None or 1 <= int(clusters) <= hi - lo, clusters
+
+    run_cli(argv, "evaluate --samples/--clusters", monkeypatch, check,
+            {"sciops.evaluate.compare:load_run": _first})
+
+
+def _rom(env, monkeypatch, data, art):
+    var = data.draw(st.sampled_from(["u", "f"]) if data.draw(st.integers(0, 3)) else values)
+    argv = ["rom", str(art["data"]), "--var", var, "--out", str(env[1] / "rom"), "--quiet"]
+    opts = {k: data.draw(count_text) for k in data.draw(st.lists(
+        st.sampled_from(["--k", "--rank", "--max-snapshots"]), min_size=1, max_size=3,
+        unique=True))}
+    argv += [a for kv in opts.items() for a in kv]
+
+    def check(x):  # accepted: the snapshots can hold k clusters and a rank-R basis
+        k, rank = int(opts.get("--k", 8)), int(opts.get("--rank", 10))
+        assert var in ("u", "f") and k >= 1 and len(x) >= 2 * k, (var, k, x.shape)
+        assert 1 <= rank < min(x.shape), (rank, x.shape)  # from min(x.shape) on: exact
+
+    run_cli(argv, "rom --var/--k/--rank/--max-snapshots", monkeypatch, check,
+            {"sciops.evaluate.rom:sine_dissimilarity": _first})
+
+
+paths = st.one_of(
+    st.sampled_from(["", ".", "..", "/", "{root}", "{root}/", "{root}/a-file",
+                     "{root}/a-file/pred.nc", "{root}/a-file/x/y.nc", "{tmp}/x/", "/dev/null",
+                     "/proc/nope.nc", "{tmp}/" + "n" * 255, "{tmp}/" + "n" * 300 + ".nc",
+                     "{tmp}/" + "é" * 128 + ".nc", "{tmp}/ok.nc", "{tmp}/d/e/f.nc",
+                     "{tmp}/-x.nc", "{tmp}/ .nc", "{tmp}/a\nb.nc"]),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1,
+            max_size=40).map("{tmp}/".__add__))
+
+
+def _predict(env, monkeypatch, data, art):
+    out = data.draw(paths).replace("{root}", str(art["root"])).replace("{tmp}", str(env[1]))
+
+    def check(_):  # accepted: a writable file name, not a folder
+        assert out and not Path(out).is_dir() and not out.endswith("/"), out
+
+    run_cli(["predict", str(art["run"]), "--data", str(art["data"]), "--out", out, "--quiet"],
+            "predict --out", monkeypatch, check, {"sciops.train.predict:load_run": _first})
+
+
 PROPERTIES = {"generate --set": _set_generate, "recipe TOML": _recipe_toml,
-              "train --set": _train_set, "train recipe TOML": _train_toml}
+              "train --set": _train_set, "train recipe TOML": _train_toml,
+              "solve --option/--set": _solve, "verify --set": _verify,
+              "evaluate --samples/--clusters": _evaluate,
+              "rom --var/--k/--rank/--max-snapshots": _rom, "predict --out": _predict}
+WITH_RUN = {_evaluate, _rom, _predict}
+"""Properties that need the module's tiny dataset and run (:func:`artifacts`)."""
 
 
-def _explore(category: str, how: settings, env, monkeypatch) -> None:
+def _explore(category: str, how: settings, env, monkeypatch, request) -> None:
     prop = PROPERTIES[category]
+    extra = (request.getfixturevalue("artifacts"),) if prop in WITH_RUN else ()
 
     @how
     @given(data=st.data())
     def case(data):
-        prop(env, monkeypatch, data)
+        prop(env, monkeypatch, data, *extra)
 
     case()
 
 
 @pytest.mark.parametrize("category", list(PROPERTIES))
-def test_fuzz_fast(category, env, monkeypatch):
-    _explore(category, FAST, env, monkeypatch)
+def test_fuzz_fast(category, env, monkeypatch, request):
+    _explore(category, FAST, env, monkeypatch, request)
 
 
 @pytest.mark.slow
-def test_fuzz_slow_and_record(env, monkeypatch):
+def test_fuzz_slow_and_record(env, monkeypatch, request, artifacts):
+    """(``artifacts`` is built first: later categories' stubs would stop its training.)"""
     TALLY.clear()
     started = time.time()
     for category in PROPERTIES:
-        _explore(category, SLOW, env, monkeypatch)
+        _explore(category, SLOW, env, monkeypatch, request)
     totals = {}
     for cat in PROPERTIES:
         acc, ref = TALLY[(cat, "accepted")], TALLY[(cat, "refused")]
@@ -350,6 +544,68 @@ def test_fuzz_slow_and_record(env, monkeypatch):
         "total": {"tried": sum(t["tried"] for t in totals.values()),
                   "held": sum(t["held"] for t in totals.values())},
         "seconds": round(time.time() - started, 1)}, indent=2) + "\n")
+
+
+# Inputs the fuzz (or a run of its cases) showed to end in a traceback, a silent success or a
+# message not naming the option; each must now be one line naming it.
+FOUND = {
+    "gp-kron steps not an int (ValueError traceback)":
+        (["solve", "poisson2d", "--method", "gp-kron", "--option", "steps=x"], "steps"),
+    "gp-kron kernel unknown (ValueError traceback)":
+        (["solve", "poisson2d", "--method", "gp-kron", "--option", "kernel=rbf"], "kernel"),
+    "gp-kron lr nan (ValueError traceback)":
+        (["solve", "poisson2d", "--method", "gp-kron", "--option", "lr=nan"], "lr"),
+    "gp-kron n_components 0 (traceback)":
+        (["solve", "poisson2d", "--method", "gp-kron", "--option", "n_components=0"],
+         "n_components"),
+    "pinn rar_k nan (accepted)": (["solve", "heat1d", "--option", "rar_k=nan"], "rar_k"),
+    "pinn lr inf (accepted)": (["solve", "heat1d", "--option", "lr=inf"], "lr"),
+    "pinn model.lower (silently replaced)":
+        (["solve", "heat1d", "--option", "model.lower=[5.0]"], "model.lower"),
+    "pinn model.fourier_scales nan (accepted)":
+        (["solve", "heat1d", "--option", "model.fourier_features=4",
+          "--option", "model.fourier_scales=[NaN]"], "model.fourier_scales"),
+    "pinn seed 2**64 (traceback in training)":
+        (["solve", "heat1d", "--option", f"seed={2**64}"], "seed"),
+    "solve --seed 2**64 (message without the option)":
+        (["solve", "heat1d", "--seed", str(2**64)], "--seed"),
+    "pinn n_interior 1e12 (MemoryError traceback)":
+        (["solve", "heat1d", "--option", "n_interior=1000000000000"], "memory"),
+    "solve heat3d at 4096^3 (allocation traceback)":
+        (["solve", "heat3d", "--set", "resolution=4096"], "resolution=4096"),
+    "verify method (silently ignored)": (["verify", "heat1d", "--set", "method=ifrk4"], "method"),
+    "verify n_records (silently ignored)":
+        (["verify", "heat1d", "--set", "n_records=3"], "n_records"),
+    "verify --seed 2**64 (message without the option)":
+        (["verify", "heat1d", "--seed", str(2**64)], "--seed"),
+    "verify 1.6e11 steps (SolverDiverged traceback)":
+        (["verify", "heat1d", "--set", "t_final=100000", "--set", "dt=1e-5"], "t_final"),
+    "verify 3.2e6 steps (SolverDiverged traceback)":
+        (["verify", "heat1d", "--set", "t_final=2", "--set", "dt=1e-5"], "dt="),
+    "evaluate 175 clusters of 2 samples (silently 2)":
+        (["evaluate", "{run}", "--out", "{tmp}/ev", "--clusters", "175"], "--clusters"),
+    "rom rank 8 of 8 snapshots (round-off gains reported)":
+        (["rom", "{data}", "--var", "u", "--k", "1", "--rank", "8", "--out", "{tmp}/rom"],
+         "--rank"),
+    "predict --out name of 300 bytes (OSError traceback)":
+        (["predict", "{run}", "--data", "{data}", "--out", "{tmp}/" + "n" * 300 + ".nc"],
+         "--out"),
+    "predict --out new/ (wrote a file named new)":
+        (["predict", "{run}", "--data", "{data}", "--out", "{tmp}/new/"], "--out"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOUND))
+def test_found_inputs_are_refused(case, artifacts, tmp_path, capsys):
+    argv, named = FOUND[case]
+    fill = {"run": artifacts["run"], "data": artifacts["data"], "tmp": tmp_path}
+    argv = argv + ["--out", "{tmp}/s"] * (argv[0] == "solve")
+    code = cli.main([a.format(**fill) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2, (case, code, err)
+    assert err.count("\n") == 1 and err.startswith("sciops: error: "), err
+    assert named in err, err
+    assert not list(tmp_path.iterdir()), "a refused command wrote files"
 
 
 # ---------------------------------------------------------------- real entry point

@@ -47,6 +47,7 @@ import xarray as xr
 from sciops.data import open_dataset, open_samples, sizing
 from sciops.errors import SciopsError
 from sciops.evaluate import metrics, report, rom
+from sciops.train import provenance
 from sciops.train.config import RunConfig, config_from_dict
 from sciops.train.predict import LoadedRun, ParticleRun, bar, load_run, same_dataset
 from sciops.train.task import WindowedPairs, ordered_batches, resolve_dataset, split_ranges
@@ -192,6 +193,8 @@ def _arrays(source: Source, loaded: LoadedRun | None, data: Path, samples: range
 #: Copies of the scored targets held at once by :func:`evaluate_runs` (truth, one source's
 #: prediction, the baseline, and the temporaries of :func:`metrics.evaluate_all`).
 COPIES = 6
+#: Clusters of the error map when ``--clusters`` is not given (capped at the sample count).
+DEFAULT_CLUSTERS = 4
 
 
 def _sample_bytes(source: Source, data: Path, k: int) -> int:
@@ -314,13 +317,16 @@ def _fmt(v, spec: str = ".4g") -> str:
 
 
 def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
-                  samples: range | None = None, n_clusters: int = 4, device: str = "cpu",
-                  progress: bool = False, max_memory: int | str | None = None) -> Path:
+                  samples: range | None = None, n_clusters: int | None = None,
+                  device: str = "cpu", progress: bool = False,
+                  max_memory: int | str | None = None) -> Path:
     """Evaluate run directories or prediction files ``paths`` into ``out/report.md`` (+ PNGs,
     ``metrics.json``); see the module docstring. ``data``: the dataset (default: the one
-    of the sources); ``samples``: default the test split the sources share. Refused up front
-    when the scored arrays would not fit the available memory (or ``max_memory``)."""
-    if n_clusters < 1:
+    of the sources); ``samples``: default the test split the sources share; ``n_clusters``
+    of the error map: 1 to the number of samples (default: 4, capped at that number).
+    Refused up front when the scored arrays would not fit the available memory (or
+    ``max_memory``)."""
+    if n_clusters is not None and n_clusters < 1:
         raise SciopsError(f"--clusters {n_clusters}: must be >= 1")
     sources = [load_source(p) for p in paths]
     labels = [s.label for s in sources]
@@ -331,12 +337,18 @@ def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
         raise SciopsError("cannot compare particle runs with grid runs in one report")
     particles = sources[0].particles
     data = _dataset(sources, data)
+    for s in sources:
+        if s.preds is None:
+            provenance.check(s.path, data)
     n = len(open_samples(data, ["position"] if particles else sources[0].cfg.data.targets[:1]))
     same = {s.label: same_dataset(s.cfg.data, data) for s in sources}
     samples = samples if samples is not None else _default_samples(sources, same, n)
     if samples.stop > n:
-        raise SciopsError(f"samples {samples.start}:{samples.stop} exceed the {n} samples of "
-                          f"{data}")
+        raise SciopsError(f"--samples {samples.start}:{samples.stop} exceeds the {n} samples of "
+                          f"{data}; allowed START:STOP with STOP <= {n}")
+    if n_clusters is not None and n_clusters > len(samples):
+        raise SciopsError(f"--clusters {n_clusters}: more clusters than the {len(samples)} "
+                          f"scored samples; allowed [1, {len(samples)}]")
     per = _sample_bytes(sources[0], data, samples.start)
     sizing.require_memory(
         COPIES * per * len(samples), f"evaluate: {len(samples)} samples x {sizing.human(per)} "
@@ -453,7 +465,7 @@ def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
                 fields, out / f"{label}-samples.png", row_titles=("best", "median", "worst"),
                 title=f"{label}: best / median / worst sample (rows), {shown}")
         snaps = truth.values.reshape(truth.sizes["sample"], -1)
-        k = min(n_clusters, len(snaps))
+        k = n_clusters or min(DEFAULT_CLUSTERS, len(snaps))
         clusters = {label: rom.error_by_cluster(snaps, errors[label], n_clusters=k)
                     for label in panels}
     (out / "metrics.json").write_text(json.dumps(_json_safe({

@@ -39,7 +39,8 @@ def load_snapshots(data: Path, var: str, max_snapshots: int = 2000) -> np.ndarra
 
 def rom_study(data: Path, var: str, out: Path, *, k: int = 8, rank: int = 10,
               max_snapshots: int = 2000, seed: int = 0, progress: bool = False) -> Path:
-    """Run the study on ``data[var]`` into ``out``; returns ``out/report.md``. ``progress``:
+    """Run the study on ``data[var]`` into ``out``; returns ``out/report.md``. ``k`` needs
+    ``2 k`` snapshots, ``rank`` must be below the snapshot count and dimension. ``progress``:
     a bar over the ranks (on a TTY)."""
     for name, value, low in (("--k", k, 1), ("--rank", rank, 1),
                              ("--max-snapshots", max_snapshots, 2)):
@@ -48,6 +49,10 @@ def rom_study(data: Path, var: str, out: Path, *, k: int = 8, rank: int = 10,
     x = load_snapshots(data, var, max_snapshots)
     if len(x) < 2 * k:
         raise SciopsError(f"--k {k}: needs at least {2 * k} snapshots, {data} has {len(x)}")
+    if rank >= min(x.shape):
+        raise SciopsError(f"--rank {rank}: {len(x)} snapshots of dimension {x.shape[1]} are "
+                          f"reproduced exactly from rank {min(x.shape)} on, so the errors would "
+                          f"be round-off; allowed [1, {min(x.shape) - 1}]")
     out.mkdir(parents=True, exist_ok=True)
     sine_labels, _ = rom.kmedoids(rom.sine_dissimilarity(x), k, seed=seed)
     euclid_labels, _ = rom.kmeans(x, k, seed=seed)

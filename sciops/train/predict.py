@@ -27,7 +27,7 @@ from sciops import atomic
 from sciops.data import open_dataset, open_samples
 from sciops.data.store import read_manifest
 from sciops.errors import SciopsError
-from sciops.train import checkpoint
+from sciops.train import checkpoint, provenance
 from sciops.train.config import DataConfig, RunConfig, config_from_dict
 from sciops.train.task import (
     Normalizer,
@@ -183,8 +183,9 @@ def predict_dataset(run: str | os.PathLike, data: str | os.PathLike, out: str | 
     and attributes ``run``, ``model``, ``dataset``, ``config`` (JSON), ``parameters``,
     ``window_start_step`` (index of the first predicted record).
     """
-    out = Path(out)
     atomic.check_writable_file(out)
+    out = Path(out)
+    provenance.check(Path(run), data)
     loaded = load_run(run, device, data)
     cfg = loaded.cfg
     stored = open_dataset(data)
