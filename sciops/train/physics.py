@@ -32,7 +32,9 @@ loss inside its line search. :func:`solve_instance` solves one instance of a reg
 PDE (``sciops solve``) with a method :func:`solve_methods` allows (``pinn`` or, for
 ``poisson2d``, the Kronecker GP solver), and writes the field on the PDE's stored grid with
 its error against a reference: the exact solution where the instance has one, else the
-PDE's own solver on the same grid.
+PDE's own solver on the same grid. With a manufactured solution (``--exact EXPR``,
+:meth:`Problem.manufactured`) the source and side data come from EXPR through the PDE's own
+residual and conditions, and the error is against EXPR on a fine uniform grid.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from torch.utils.data import Dataset
 
 from sciops import pdes
 from sciops.errors import SciopsError
-from sciops.pdes.base import PDE, Condition, Domain, Params, PointSample, SolverDiverged
+from sciops.pdes.base import PDE, Condition, Domain, Params, PointSample, SolverDiverged, dirichlet
 from sciops.train import checkpoint
 from sciops.train.config import RunConfig, TrainConfig
 from sciops.train.trainer import Trainer
@@ -67,6 +69,15 @@ NEEDS = {"pinn": "point samples, a pointwise domain and a pointwise (autograd) r
          "gp-kron": "the Kronecker GP solver's operator, implemented for poisson2d only"}
 """What each of :data:`METHODS` needs from a PDE (error messages)."""
 SAMPLINGS = ("uniform", "sobol", "grid")
+FILLED = ("name", "in_channels", "out_channels", "lower", "upper", "periods")
+"""Keywords of the ``pinn`` model a solve sets from the PDE's box and unknowns (not options)."""
+GP_OPTIONS = {"steps": (int, 300, 0), "lbfgs_steps": (int, 50, 0), "lr": (float, 0.05, None),
+              "n_components": (int, 30, 1)}
+"""gp-kron options (``sciops solve --option``): type, default and lower bound (None: > 0);
+``kernel`` is one of :data:`sciops.models.gp_kron.KERNELS` (default 'matern')."""
+ACTIVATION_COPIES = 16
+"""Copies of a hidden activation per collocation point held by one residual evaluation (the
+forward values and the graphs of first and second derivatives; conservative)."""
 
 Residual = Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], Tensor]
 
@@ -83,6 +94,33 @@ class Problem:
     def from_pde(cls, pde: PDE, params: Params, sample: PointSample) -> Problem:
         """The problem of a registered PDE: its residual and domain at ``params``."""
         return cls(lambda f, c: pde.residual(f, c, params), pde.domain(params), sample)
+
+    def manufactured(self, exact: Callable[[Mapping[str, Tensor]], dict[str, Tensor]]
+                     ) -> Problem:
+        """The problem whose solution is ``exact`` (coords -> unknowns, autograd-
+        differentiable): residual ``R(u) - R(u*)``, ``R(u*)`` by autograd at the same points
+        with the same given fields (their sources cancel, coefficients stay); a Dirichlet
+        condition on face ``coord = value`` takes the data ``u*`` there (given field
+        ``"<output>@<condition>"``, constant along ``coord``, so ``bc='exact'`` can use it),
+        any other condition ``C(u) - C(u*)``. ``sample.exact`` is ``exact``."""
+        given, faces = self.sample.given, [c for c in self.domain.conditions if c.sets]
+
+        def star(c: Mapping[str, Tensor]) -> dict[str, Tensor]:
+            return {**given(c), **exact(c)}
+
+        def given_star(c: Mapping[str, Tensor]) -> dict[str, Tensor]:
+            return {**given(c), **{f"{k.sets[0]}@{k.name}": exact(
+                {**c, k.coord: torch.full_like(c[k.coord], k.value)})[k.sets[0]] for k in faces}}
+
+        def shifted(res: Residual) -> Residual:
+            return lambda f, c: res(f, c) - res(star(c), c).detach()
+
+        conditions = tuple(dirichlet(k.name, k.coord, k.value, k.sets[0], f"{k.sets[0]}@{k.name}")
+                           if k.sets else dataclasses.replace(k, residual=shifted(k.residual))
+                           for k in self.domain.conditions)
+        return Problem(shifted(self.residual),
+                       dataclasses.replace(self.domain, conditions=conditions),
+                       PointSample(given_star, exact))
 
 
 @dataclass
@@ -121,11 +159,16 @@ class PinnConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_interior", "n_boundary", "rar_pool", "eval_points", "steps_per_epoch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} is out of range; allowed [1, inf)")
+            if not 1 <= getattr(self, name) < 2**63:
+                raise ValueError(f"{name}={getattr(self, name)} is out of range; allowed "
+                                 f"[1, 2**63)")
         for name in ("resample_every", "adam_steps", "lbfgs_steps", "seed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} is out of range; allowed [0, inf)")
+            if not 0 <= getattr(self, name) < 2**63:
+                raise ValueError(f"{name}={getattr(self, name)} is out of range; allowed "
+                                 f"[0, 2**63)")
+        for name in ("lr", "rar_k", "rar_c", "condition_weight"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name}={getattr(self, name)} is not finite")
         for name, allowed in (("sampling", SAMPLINGS), ("bc", ("soft", "exact")),
                               ("scheduler", ("none", "cosine"))):
             if getattr(self, name) not in allowed:
@@ -135,6 +178,26 @@ class PinnConfig:
             raise ValueError(f"lr={self.lr} must be > 0 and condition_weight="
                              f"{self.condition_weight}, rar_k={self.rar_k}, rar_c={self.rar_c} "
                              ">= 0")
+        filled = sorted(set(self.model) & set(FILLED))
+        if filled:
+            raise ValueError(f"model.{filled[0]} is set from the PDE (its box and unknowns), "
+                             f"not an option")
+        for key, value in self.model.items():
+            if isinstance(value, bool) or not _finite_json(value):
+                raise ValueError(f"model.{key}={value!r}: expected finite numbers or a name")
+        pinn_model(self.model, 1, 1)
+
+    def hidden_bytes(self, d: int, outputs: int) -> int:
+        """Peak bytes of a solve in ``d`` coordinates with ``outputs`` unknowns: weights,
+        gradients and two Adam moments, and :data:`ACTIVATION_COPIES` of every hidden unit at
+        each collocation point of one residual evaluation (the RAR-D pool when resampling)."""
+        net = pinn_model(self.model, d, outputs)
+        item = 8 if self.model.get("dtype") == "float64" else 4
+        units = sum(m.out_features for m in net.modules() if isinstance(m, nn.Linear))
+        points = self.n_interior * (self.rar_pool if self.resample_every else 1) \
+            + 2 * d * self.n_boundary
+        weights = sum(p.numel() for p in net.parameters())
+        return item * (4 * weights + ACTIVATION_COPIES * points * units)
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> PinnConfig:
@@ -146,10 +209,7 @@ class PinnConfig:
             if key.startswith("model."):
                 model[key[6:]] = _json_or_text(value)
             elif key in types:
-                try:
-                    kw[key] = types[key](value)
-                except ValueError:
-                    raise ValueError(f"{key}={value!r}: expected {types[key].__name__}") from None
+                kw[key] = _typed(key, value, types[key])
             else:
                 raise ValueError(f"unknown option {key!r}; allowed: {sorted(types)} and model.*")
         return cls(**kw, model=model)
@@ -160,6 +220,67 @@ def _json_or_text(value: str) -> Any:
         return json.loads(value)
     except json.JSONDecodeError:
         return value
+
+
+def _finite_json(value: Any) -> bool:
+    """Whether every number in a JSON value (lists and objects included) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(map(_finite_json, value))
+    if isinstance(value, dict):
+        return all(map(_finite_json, value.values()))
+    return True
+
+
+def _typed(key: str, value: str, kind: type) -> Any:
+    """Option ``key=value`` as ``kind`` (int, float or str); ValueError naming the option."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{key}={value!r}: expected {kind.__name__}") from None
+
+
+def pinn_model(model: Mapping[str, Any], d: int, outputs: int) -> nn.Module:
+    """The ``pinn`` model of keywords ``model`` for ``d`` coordinates and ``outputs``
+    unknowns, on the meta device (shapes only, no memory): checks the keywords.
+    ValueError naming the offending ones."""
+    from sciops import models
+
+    try:
+        with torch.device("meta"):
+            return models.build("pinn", in_channels=d, out_channels=outputs, **model)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        shown = ", ".join(f"model.{k}={v!r}" for k, v in model.items())
+        raise ValueError(f"{shown}: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def gp_kron_options(options: Mapping[str, str]) -> dict[str, Any]:
+    """gp-kron ``--option`` strings as typed, checked values (:data:`GP_OPTIONS`, kernel)."""
+    from sciops.models.gp_kron import KERNELS
+
+    allowed = sorted([*GP_OPTIONS, "kernel"])
+    out: dict[str, Any] = {"kernel": "matern", **{k: v[1] for k, v in GP_OPTIONS.items()}}
+    for key, value in options.items():
+        if key not in allowed:
+            raise ValueError(f"unknown gp-kron option {key!r}; allowed: {allowed}")
+        if key == "kernel":
+            if value not in KERNELS:
+                raise ValueError(f"kernel={value!r} is not allowed; choose one of "
+                                 f"{list(KERNELS)}")
+            out[key] = value
+            continue
+        kind, _, low = GP_OPTIONS[key]
+        v = _typed(key, value, kind)
+        if not math.isfinite(v) or (v <= 0 if low is None else not low <= v < 2**63):
+            bound = "(0, inf)" if low is None else f"[{low}, 2**63)"
+            raise ValueError(f"{key}={value!r} is out of range; allowed {bound}")
+        out[key] = v
+    return out
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -500,24 +621,25 @@ def _grid_points(pde: PDE, params: Params, box: list[str]) -> tuple[dict[str, np
     return axes, torch.stack([m.flatten() for m in mesh], dim=1), tuple(mesh[0].shape)
 
 
-def _gp_kron(pde: PDE, params: Params, sample: PointSample, options: Mapping[str, str],
-             mesh: Tensor, shape: tuple[int, ...]) -> dict[str, Tensor]:
-    """``poisson2d`` by the Kronecker GP solver on its stored vertex grid."""
+def _gp_kron(pde: PDE, params: Params, sample: PointSample, opts: Mapping[str, Any],
+             mesh: Tensor, shape: tuple[int, ...], manufactured: bool = False) -> Any:
+    """``poisson2d`` by the Kronecker GP solver on its stored vertex grid; ``opts`` from
+    :func:`gp_kron_options`. The fitted solver. ``manufactured``: with ``sample.exact`` u*,
+    the source is ``-Δu* = f + R(u*)`` (``R(u) = -Δu - f``, the PDE's residual, by
+    autograd) and the boundary data are u*; else the sample's ``f`` and zero."""
     from sciops.models.gp_kron import KroneckerGPSolver, poisson
 
-    allowed = {"steps": int, "lbfgs_steps": int, "lr": float, "n_components": int,
-               "kernel": str}
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise SciopsError(f"unknown gp-kron option(s) {unknown}; allowed: {sorted(allowed)}")
-    opts = {k: allowed[k](v) for k, v in options.items()}
     solver = KroneckerGPSolver(poisson(2), ((0.0, 1.0), (0.0, 1.0)), shape,
-                               n_components=opts.pop("n_components", 30),
-                               kernel=opts.pop("kernel", "matern"))
-    f = sample.given({"x": mesh[:, 0], "y": mesh[:, 1]})["f"].reshape(shape)
-    solver.fit(f, 0.0, steps=opts.get("steps", 300), lr=opts.get("lr", 0.05),
-               lbfgs_steps=opts.get("lbfgs_steps", 50))
-    return {"u": solver.solution.flatten()}
+                               n_components=opts["n_components"], kernel=opts["kernel"])
+    c = {"x": mesh[:, 0].clone().requires_grad_(), "y": mesh[:, 1].clone().requires_grad_()}
+    f, g = sample.given(c)["f"], 0.0
+    if manufactured:
+        u = sample.exact(c)["u"]
+        f = f + pde.residual({"f": f, "u": u}, c, params)
+        g = u.detach().reshape(shape)
+    solver.fit(f.detach().reshape(shape), g, steps=opts["steps"], lr=opts["lr"],
+               lbfgs_steps=opts["lbfgs_steps"])
+    return solver
 
 
 def _reference(pde: PDE, params: Params, inputs: Mapping[str, Tensor], sample: PointSample,
@@ -593,9 +715,68 @@ def _figure(path: Path, pred: Mapping[str, np.ndarray], ref: Mapping[str, np.nda
     plt.close(fig)
 
 
+def _check_memory(pde: PDE, params: Params, domain: Domain, cfg: PinnConfig | None) -> None:
+    """Refuse (SciopsError) a solve that cannot fit the available memory: one sample of the
+    PDE's own solver (inputs, reference; the generation estimate of
+    :func:`sciops.data.sizing.estimate`) plus, for a PINN, :meth:`PinnConfig.hidden_bytes`."""
+    from sciops.data import sizing
+    from sciops.data.recipes import Recipe
+
+    one = sizing.estimate(Recipe(pde.name, pde.name, params, samples=1, samples_per_shard=1,
+                                 batch_size=1))
+    pinn = cfg.hidden_bytes(len(domain.box), len(domain.outputs)) if cfg else 0
+    grid = ", ".join(f"{k}={v}" for k, v in params.to_dict().items()
+                     if k in ("resolution", "output_resolution", "n_records") and v is not None)
+    sizing.require_memory(one.batch_bytes + pinn, f"solve {pde.name}: {grid or 'the instance'}"
+                          + (" and the PINN options" if cfg else "") + " need",
+                          "lower them with --set/--option")
+
+
+EVAL_POINTS = {1: 257, 2: 65, 3: 33}
+"""Default ``--eval-points`` per axis of a manufactured solve, by box dimension (else 17)."""
+MAX_EVAL_POINTS = 2**20
+"""Most points of that grid (its residual check and the predictions there: ~1.1 GB at 1024²)."""
+
+
+def _manufactured(problem: Problem, text: str, eval_points: int | None
+                  ) -> tuple[Problem, list[Tensor], Tensor]:
+    """The problem of the ``--exact`` text (:meth:`Problem.manufactured`), the axes of the
+    uniform evaluation grid (ends included, box order) and its points ``(P, d)``. SciopsError when
+    u* or its residual is not finite on that grid or u* is not periodic where the box is."""
+    from sciops.expression import compile_fields
+
+    dom = problem.domain
+    exact = compile_fields(text, list(dom.box), dom.outputs)
+    n = eval_points or EVAL_POINTS.get(len(dom.box), 17)
+    if not 2 <= n or n ** len(dom.box) > MAX_EVAL_POINTS:
+        top = math.floor(MAX_EVAL_POINTS ** (1 / len(dom.box)) + 1e-9)
+        raise SciopsError(f"--eval-points {n}: allowed 2 to {top} "
+                          f"points per axis for the {len(dom.box)} coordinates "
+                          f"{', '.join(dom.box)}")
+    axes = [torch.linspace(lo, hi, n, dtype=torch.float64) for lo, hi in dom.box.values()]
+    mesh = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)
+    c = {k: mesh[..., i].flatten().clone().requires_grad_() for i, k in enumerate(dom.box)}
+    u = exact(c)
+    source = problem.residual({**problem.sample.given(c), **u}, c)
+    for name, value in {**u, "its residual (the source)": source}.items():
+        if not torch.isfinite(value).all():
+            raise SciopsError(f"--exact {text!r}: {name} is not finite on the grid of {n} "
+                              f"points per axis of the box {dom.box}")
+    for i, k in enumerate(dom.box):
+        if k in dom.periodic:
+            ends = [u[o].detach().reshape(mesh.shape[:-1]).select(i, j) for o in u for j in (0, -1)]
+            gap = max(float((a - b).abs().max()) for a, b in zip(ends[::2], ends[1::2]))
+            if gap > 1e-6 * max(float(v.detach().abs().max()) for v in u.values()):
+                raise SciopsError(f"--exact {text!r} is not periodic in {k} (period "
+                                  f"{dom.box[k][1] - dom.box[k][0]:g}, ends differ by {gap:.3g}); "
+                                  f"the PDE is periodic in {', '.join(dom.periodic)}")
+    return problem.manufactured(exact), axes, mesh.reshape(-1, len(dom.box))
+
+
 def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
                    out: str | Path, *, seed: int = 0, options: Mapping[str, str] | None = None,
-                   device: str | None = None, progress: bool = False) -> dict[str, Any]:
+                   device: str | None = None, progress: bool = False,
+                   exact: str | None = None, eval_points: int | None = None) -> dict[str, Any]:
     """Solve sample ``seed`` of a PDE with ``method``; write into ``out``: ``solution.nc``
     (unknowns and reference on the PDE's stored grid, netCDF), ``solution.png`` (solution,
     reference, error) and ``summary.json``; a PINN's run (log, checkpoints) in ``out/run``.
@@ -603,6 +784,11 @@ def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
     Returns the summary: ``reference`` (the exact solution where the instance has one, else
     the PDE's reference solver on the same grid), ``rel_l2`` per unknown against it on the
     stored grid, wall and CPU seconds of the method, and the ``files`` written.
+
+    ``exact``: a manufactured solution u* (:func:`sciops.expression.compile_fields`) in the
+    coordinates of the PDE's box; the instance's sources and side data are replaced by those
+    of u* (:meth:`Problem.manufactured`; its coefficients stay) and ``rel_l2`` is against u*
+    on a uniform grid of ``eval_points`` per axis (:data:`EVAL_POINTS`), ``eval_grid``.
     """
     import xarray as xr
 
@@ -618,25 +804,41 @@ def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
         raise SciopsError(f"{pde_name} cannot be solved by --method {method} (it needs "
                           f"{NEEDS[method]}); {pde_name} supports "
                           f"{', '.join(supported) or 'no solve method'} (see `sciops list pdes`)")
+    if not 0 <= seed < 2**63:
+        raise SciopsError(f"--seed {seed} is out of range; allowed [0, 2**63)")
+    if eval_points is not None and exact is None:
+        raise SciopsError("--eval-points needs --exact (the error against an expression)")
+    try:
+        cfg = PinnConfig.from_options(options) if method == "pinn" else None
+        gp_opts = gp_kron_options(options) if method == "gp-kron" else None
+    except ValueError as e:
+        raise SciopsError(f"--option {e.args[0]}") from None
     try:
         params = pde.make_params(overrides)
+        domain = pde.domain(params)
+        _check_memory(pde, params, domain, cfg)
         inputs = pde.sample_inputs(params, 1, torch.Generator().manual_seed(seed))
         sample = pde.point_sample(params, inputs)
-        domain = pde.domain(params)
-        cfg = PinnConfig.from_options(options) if method == "pinn" else None
     except (KeyError, ValueError) as e:
         raise SciopsError(f"{pde_name}: {e.args[0]}") from None
+    problem = Problem.from_pde(pde, params, sample)
+    if exact is not None:
+        problem, fine_axes, fine = _manufactured(problem, exact, eval_points)
+        sample = problem.sample
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     box = list(domain.box)
     axes, mesh, shape = _grid_points(pde, params, box)
     wall, cpu = time.perf_counter(), time.process_time()
     if method == "pinn":
-        result = train_pinn(Problem.from_pde(pde, params, sample), cfg, out / "run",
-                            device=device, progress=progress)
+        try:
+            result = train_pinn(problem, cfg, out / "run", device=device, progress=progress)
+        except ValueError as e:  # the bc='exact' ansatz cannot take the problem's data
+            raise SciopsError(f"{pde_name}: {e.args[0]}") from None
         pred = result.predict(mesh)
     else:
-        pred = _gp_kron(pde, params, sample, options, mesh, shape)
+        solver = _gp_kron(pde, params, sample, gp_opts, mesh, shape, exact is not None)
+        pred = {"u": solver.solution.flatten()}
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     reference, ref = _reference(pde, params, inputs, sample, box, mesh, shape)
     dims = [pde.coords(params)[n][0] for n in box]
@@ -649,9 +851,18 @@ def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
             errors[name] = float((value - ref[name]).norm() / ref[name].norm())
     files = ["solution.nc", "solution.png", "summary.json"] + (["run/"] if method == "pinn"
                                                               else [])
+    extra: dict[str, Any] = {}
+    if exact is not None:
+        got = (result.predict(fine) if method == "pinn"
+               else {"u": solver.predict_grid(fine_axes).flatten()})
+        want = sample.exact({n: fine[:, i] for i, n in enumerate(box)})
+        errors = {k: float((got[k] - want[k]).norm() / want[k].norm()) for k in want}
+        fine_shape = [len(a) for a in fine_axes]
+        reference = f"manufactured solution {exact!r} on {'x'.join(map(str, fine_shape))} points"
+        extra = {"exact": exact, "eval_grid": fine_shape}
     summary = {"pde": pde_name, "method": method, "seed": seed, "params": params.to_dict(),
                "options": options, "grid": list(shape), "reference": reference,
-               "rel_l2": errors, "wall_s": wall, "cpu_s": cpu, "files": files}
+               "rel_l2": errors, **extra, "wall_s": wall, "cpu_s": cpu, "files": files}
     ds = xr.Dataset(data, coords={d: axes[n] for d, n in zip(dims, box)},
                     attrs={"summary": json.dumps(summary)})
     ds.to_netcdf(out / "solution.nc", engine="h5netcdf")
