@@ -51,6 +51,8 @@ CASES = {
                                 "{ROOT}/a-file/pred.nc"], "pred.nc"),
     "generate seed 2**70": (["generate", "poisson2d-cno", "--out", "{ROOT}/g", "--seed",
                              str(2**70)], "seed"),
+    "les3d energy 1e30 (hung)": (["generate", "les3d-hit-32", "--out", "{ROOT}/les",
+                                  "--samples", "1", "--set", "energy=1e30", "--quiet"], "energy"),
 }
 
 

@@ -325,7 +325,8 @@ def trajectory(ops: _Operators, u_hat: Tensor, times: Sequence[float], *, dt: fl
     given state at ``times[0]``, by :func:`sciops.integrators.trajectory` with ``ifrk4``;
     raises :class:`~sciops.pdes.base.SolverDiverged` on blow-up."""
     return integrators.trajectory(ode(ops), u_hat, times, method="ifrk4", dt=dt, cfl=cfl,
-                                  name="les3d")
+                                  name="les3d", hint="lower energy (hit) or the record "
+                                  "interval t_final/n_records, or raise cfl")
 
 
 def taylor_green(n: int, dtype: torch.dtype = torch.float64) -> Tensor:
