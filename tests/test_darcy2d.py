@@ -160,3 +160,25 @@ def test_cli_generate_matches_fresh_solve(tmp_path):
     assert float((u - ref["u"]).abs().max() / ref["u"].abs().max()) < 1e-6  # float32 storage
     assert np.array_equal(np.unique(ds["a"].values), [3.0, 12.0])
     assert np.allclose(ds["x"].values, np.linspace(0, 1, 31))
+
+
+def test_bilinear_prolongation_weights():
+    from sciops.pdes.darcy2d import bilinear_prolongation
+    P = bilinear_prolongation(9)  # 7² fine interior nodes from 3² coarse ones
+    assert P.format == "csr" and P.shape == (49, 9)
+    col = P[:, 4].toarray().reshape(7, 7)  # coarse centre = fine interior node (3, 3)
+    assert col[3, 3] == 1.0 and col[2, 3] == col[3, 4] == 0.5 and col[2, 2] == 0.25
+    assert col.sum() == 4.0  # 1 + 4 x 0.5 + 4 x 0.25
+    # interpolating a coarse field that is bilinear in the interior and zero at the walls
+    # reproduces the tent it samples
+    ones = P @ np.ones(9)
+    assert ones.reshape(7, 7)[1:-1, 1:-1].min() == 1.0 and ones.reshape(7, 7)[0, 0] == 0.25
+
+
+def test_domain_is_the_unit_square_with_zero_walls():
+    dom = DA.domain(_params())
+    assert dom.box == {"x": (0.0, 1.0), "y": (0.0, 1.0)} and dom.outputs == ("u",)
+    assert dom.periodic == ()
+    assert [(c.name, c.coord, c.value, c.sets) for c in dom.conditions] == [
+        ("x=0", "x", 0.0, ("u", None)), ("x=1", "x", 1.0, ("u", None)),
+        ("y=0", "y", 0.0, ("u", None)), ("y=1", "y", 1.0, ("u", None))]

@@ -222,3 +222,22 @@ def test_cli_generate_end_to_end(tmp_path):
     assert np.allclose(ds["energy"].values, energy.numpy(), rtol=1e-12, atol=0)
     assert np.array_equal(ds["u"].values[:, 0], ds["u_fdns"].values[:, 0])
     assert ds["spectrum"].sizes["k"] == les3d.n_shells(16)
+
+
+def test_domain_is_the_periodic_cube_with_initial_velocity():
+    p = _params(t_final=2.0)
+    dom = LES.domain(p)
+    L = 2 * math.pi
+    assert dom.box == {"t": (0.0, 2.0), "x": (0.0, L), "y": (0.0, L), "z": (0.0, L)}
+    assert dom.outputs == ("u", "v", "w", "p") and dom.periodic == ("x", "y", "z")
+    assert [(c.name, c.coord, c.value, c.sets) for c in dom.conditions] == [
+        ("u(t=0)", "t", 0.0, ("u", "u0")), ("v(t=0)", "t", 0.0, ("v", "v0")),
+        ("w(t=0)", "t", 0.0, ("w", "w0"))]
+
+
+def test_grid_residual_stays_on_the_fields_device():
+    # the meta device stands in for a GPU: record times given as numpy must follow the fields
+    p = _params(mode="les", resolution=8, dns_resolution=8, k0=1.0)
+    fields = {c: torch.empty(1, 5, 8, 8, 8, dtype=torch.float64, device="meta") for c in "uvw"}
+    r = LES.residual(fields, {"t": np.linspace(0.0, 1.0, 5)}, p)
+    assert r.device.type == "meta" and r.shape == (1, 5, 3, 8, 8, 8)

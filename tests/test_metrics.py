@@ -223,3 +223,82 @@ def test_plots_are_images_of_the_requested_size(tmp_path):
             assert im.size == size
             pixels = np.asarray(im.convert("L"))
         assert pixels.std() > 5  # something was drawn, not a blank canvas
+
+
+@pytest.mark.parametrize("space", [("x",), ("x", "y", "z")])
+def test_metrics_take_the_space_dims_from_the_data(space):
+    rng = np.random.default_rng(len(space))
+    shape = (3, 2, *(8,) * len(space))
+    y = xr.DataArray(rng.normal(size=shape), dims=("sample", "time", *space))
+    p = y + 0.1 * rng.normal(size=shape)
+    ds = M.evaluate_all(p, y)
+    assert ds.relative_l2.dims == ("sample",)  # no space dim mistaken for a batch dim
+    axes = tuple(range(1, len(shape)))
+    ref = np.sqrt(((p - y).values ** 2).sum(axes) / (y.values**2).sum(axes))
+    np.testing.assert_allclose(ds.relative_l2.values, ref, rtol=1e-12)
+    energy = M.energy_spectrum(y).sum("k").values
+    np.testing.assert_allclose(energy, 0.5 * (y.values**2).mean(axes[1:]), rtol=1e-12)
+
+
+def test_particle_errors_are_distances_in_metres():
+    truth = np.zeros((2, 3, 4, 2))
+    pred = truth.copy()
+    pred[0, :, :, 0] = 3.0  # every particle 3 m off at every step
+    pred[1, 2, 0] = (3.0, 4.0)  # one particle 5 m off at the last step
+    m = M.particle_errors(pred, truth)
+    np.testing.assert_allclose(m.rollout_error.values, [[3, 3, 3], [0, 0, 2.5]])
+    np.testing.assert_allclose(m.final_rmse.values, [3.0, 2.5])
+    np.testing.assert_allclose(m.mse.values, [9.0, 25 / 12])
+    np.testing.assert_allclose(m.position_rmse.values, np.sqrt([9.0, 25 / 12]))
+    np.testing.assert_allclose(m.max_error.values, [3.0, 5.0])
+    s = M.summarize(m)
+    assert s["max_error"] == 5.0 and s["mse"] == pytest.approx((9 + 25 / 12) / 2)
+    with pytest.raises(ValueError, match="sample, time, particle, dim"):
+        M.particle_errors(pred[0], truth[0])
+    # float32 positions are compared in float64
+    m32 = M.particle_errors(pred.astype(np.float32), truth.astype(np.float32))
+    assert all(v.dtype == np.float64 for v in m32.data_vars.values())
+
+
+def test_wrappers_pass_their_keywords_on():
+    # 1-D fields named by `dims`: without them the wrappers would read (sample, x, y)
+    x = np.arange(N) / N
+    theta = np.array([0.0, 0.5, 1.0])
+    target = np.broadcast_to(np.cos(2 * np.pi * x), (2, 3, N))
+    pred = np.cos(theta)[None, :, None] * target \
+        + np.sin(theta)[None, :, None] * np.sin(2 * np.pi * x)
+    kw = {"dims": ("sample", "time", "x")}
+    assert M.correlation_time(pred, target, threshold=0.6, **kw).values.tolist() == [2, 2]
+    np.testing.assert_allclose(M.rollout_error(pred, target, **kw).values[0],
+                               np.sqrt(2 - 2 * np.cos(theta)), atol=1e-12)
+    e = M.energy_spectrum(target, **kw)
+    assert e.name == "energy_spectrum" and e.dims == ("sample", "time", "k")
+    assert e.sel(k=1).values == pytest.approx(0.25, rel=1e-12)
+
+
+def test_nonfinite_and_summarize_look_at_scalar_metrics_only():
+    target = _random((3, 2, 8, 8), 14)
+    pred = target.copy()
+    pred[1, 0, 0, 0] = np.nan
+    ds = M.evaluate_all(pred, target)
+    assert M.nonfinite(ds).values.tolist() == [False, True, False]
+    clean = M.evaluate_all(target + 1.0, target)
+    clean["rollout_error"][0, 0] = np.nan  # a time-resolved variable is not looked at
+    clean["spectrum_pred"][0, 0] = np.inf
+    assert not M.nonfinite(clean).any()
+    summary = M.summarize(ds)
+    assert summary["nonfinite_samples"] == 1 and math.isnan(summary["rmse"])
+    assert M.summarize(clean)["nonfinite_samples"] == 0
+
+
+def test_each_wrapper_is_its_column_of_evaluate_all():
+    pred, target = _random((3, 2, 12, 10), 15), _random((3, 2, 12, 10), 16)
+    ds = M.evaluate_all(pred, target)
+    for fn in (M.relative_l2, M.rmse, M.nrmse, M.max_error, M.boundary_rmse, M.h1_error,
+               M.spectrum_error, M.rollout_error):
+        got = fn(pred, target)
+        assert got.name == fn.__name__
+        np.testing.assert_allclose(got.values, ds[fn.__name__].values, rtol=1e-12)
+    # swapping pred and target changes the relative metrics: the order is kept
+    assert not np.allclose(M.relative_l2(target, pred).values, ds.relative_l2.values)
+    assert not np.allclose(M.spectrum_error(target, pred).values, ds.spectrum_error.values)

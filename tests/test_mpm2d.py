@@ -175,3 +175,24 @@ def test_guard_reports_the_sample_that_outruns_the_grid():
     with pytest.raises(pdes.SolverDiverged) as info:
         MPM.solve(p, inputs)
     assert info.value.samples == [1]
+
+
+def test_stresses_keep_the_solver_precision_under_a_float64_default():
+    from sciops.pdes.mpm2d import ELASTIC, WATER, constitutive
+    p = _params(dtype="float32")
+    F = torch.tensor([[1.1, 0.2], [0.0, 0.9]], dtype=torch.float32).expand(1, 2, 2, 2)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for mat in (WATER, ELASTIC):
+            F_new, tau = constitutive(F.clone(), torch.full((1, 2), mat), p)
+            assert F_new.dtype == tau.dtype == torch.float32
+    finally:
+        torch.set_default_dtype(default)
+    # neo-Hookean: tau = mu (F F^T - I) + lambda log(J) I
+    mu, lam = p.lame
+    _, tau = constitutive(F.double(), torch.full((1, 2), ELASTIC), p)
+    F0 = F[0, 0].double()
+    expected = mu * (F0 @ F0.T - torch.eye(2, dtype=torch.float64)) \
+        + lam * torch.log(torch.det(F0)) * torch.eye(2, dtype=torch.float64)
+    assert torch.allclose(tau[0, 1], expected, rtol=1e-12)

@@ -204,3 +204,47 @@ def test_string_overrides_are_parsed():
     p = NS.make_params({"nu": "1e-4", "dt": "none", "store_velocity": "true", "resolution": "64"})
     assert p.nu == 1e-4 and p.dt is None and p.store_velocity is True and p.resolution == 64
     assert np.isclose(NS.coords(p)["t"][1][-1], p.t_final)
+
+
+def test_grid_residual_with_drag_on_kolmogorov_flow():
+    p = _params(forcing="kolmogorov", nu=1e-2, drag=0.1, n_records=200, t_final=1.0)
+    coords = {k: torch.as_tensor(v) for k, (_, v) in NS.coords(p).items()}
+    ex = NS.exact(p, coords["t"].numpy(), (4, 0), a=1.0, b=0.5)[None]
+    r = NS.residual({"vorticity": ex}, coords, p)
+    # a wrong drag term would leave 2 drag w ~ 0.2 |w|
+    assert float(r.abs().max()) < 1e-3 * float(ex.abs().max())
+
+
+def test_input_is_cast_to_the_solver_dtype_first():
+    p = _params(nu=1e-2, n_records=1, t_final=0.1, dt=0.05)
+    w0 = NS.sample_inputs(p, 1, torch.Generator().manual_seed(5))["w0"].float()
+    out = NS.solve(p, {"w0": w0})["vorticity"]
+    assert out.dtype == torch.float64
+    assert torch.equal(out, NS.solve(p, {"w0": w0.double()})["vorticity"])
+
+
+def test_velocity_of_the_longest_kolmogorov_mode():
+    # on [0, 2 pi)², w = cos x has |k|² = 1: psi = cos x, u = psi_y = 0, v = -psi_x = sin x
+    p = _params(forcing="kolmogorov", resolution=16, output_resolution=16, n_records=1,
+                t_final=1e-3, store_velocity=True)
+    x = torch.arange(16, dtype=torch.float64) * (2 * math.pi / 16)
+    w0 = torch.cos(x)[:, None].expand(16, 16)[None]
+    out = NS.solve(p, {"w0": w0})
+    assert out["u"][0, 0].abs().max() < 1e-12
+    assert torch.allclose(out["v"][0, 0], torch.sin(x)[:, None].expand(16, 16), atol=1e-12)
+
+
+def test_operators_are_built_on_the_requested_device():
+    from sciops.pdes.ns2d import _Operators
+    ops = _Operators(_params(drag=0.1), torch.device("meta"))
+    for t in (ops.kx, ops.inv_k2, ops.linear, ops.mask, ops.f_hat):
+        assert t.device.type == "meta"
+
+
+def test_domain_of_the_kolmogorov_box():
+    dom = NS.domain(_params(forcing="kolmogorov", t_final=3.0))
+    L = 2 * math.pi
+    assert dom.box == {"t": (0.0, 3.0), "x": (0.0, L), "y": (0.0, L)}
+    assert dom.outputs == ("vorticity", "psi") and dom.periodic == ("x", "y")
+    assert [(c.name, c.coord, c.value, c.sets) for c in dom.conditions] == [
+        ("t=0", "t", 0.0, ("vorticity", "w0"))]

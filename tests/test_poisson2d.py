@@ -67,6 +67,7 @@ def test_residual_vanishes_on_solutions_and_detects_errors():
     out = PO.solve(p, PO.sample_inputs(p, 3, sample_generator(1, 0)))
     coords = {"x": torch.linspace(0, 1, 128, dtype=torch.float64)}
     r = PO.residual(out, coords, p)
+    assert r.shape == (3, 126, 126)  # interior nodes
     scale = float(out["f"].abs().max())
     assert float(r.abs().max()) / scale < 1e-10
     bumped = {"u": out["u"] * 1.01, "f": out["f"]}
@@ -95,3 +96,11 @@ def test_cli_generate_matches_exact(tmp_path):
     u = torch.from_numpy(ds["u"].values).double()
     assert u.shape == (4, 64, 64)
     assert _rel(u, PO.exact(recipe.params, f_hat)) < 1e-6  # float32 storage
+
+
+def test_domain_is_the_unit_square_with_zero_walls():
+    dom = PO.domain(_params())
+    assert dom.box == {"x": (0.0, 1.0), "y": (0.0, 1.0)} and dom.outputs == ("u",)
+    assert [(c.name, c.coord, c.value, c.sets) for c in dom.conditions] == [
+        ("x=0", "x", 0.0, ("u", None)), ("x=1", "x", 1.0, ("u", None)),
+        ("y=0", "y", 0.0, ("u", None)), ("y=1", "y", 1.0, ("u", None))]

@@ -326,3 +326,82 @@ def test_antiderivative1d_both_backends():
         assert float((sample.exact({"x": x})["u"] - out["u"][0]).abs().max()) < 1e-13
         errs.append(float(pde.residual(out, {"x": x}, params)[..., 1:-1].abs().max()))
     assert 3.8 < errs[0] / errs[1] < 4.2
+
+
+def test_antiderivative1d_kernel_modes_and_inputs():
+    from sciops.pdes.antiderivative1d import embedded_covariance, mode_variances
+    pde = pdes.get("antiderivative1d")
+    p = pde.make_params({"length_scale": 0.2, "variance": 2.0})
+    assert p.embedding_period == pytest.approx(2.8) and p.torch_dtype == torch.float32
+    # modes m = 0 .. n_modes - 1 are those with k_m l <= 9
+    k_l = 2 * math.pi * 0.2 / 2.8
+    assert (p.n_modes - 1) * k_l <= 9.0 < p.n_modes * k_l
+    # the embedding is exact on [0, 1]: the covariance is the RBF kernel
+    r = torch.linspace(0, 1, 11, dtype=F64)
+    rbf = 2.0 * torch.exp(-0.5 * (r / 0.2) ** 2)
+    assert torch.allclose(embedded_covariance(p, r), rbf, atol=1e-12)
+    assert float(mode_variances(p).sum()) == pytest.approx(2.0, rel=1e-12)
+    # a shorter period gives the periodized kernel: two images at lag 0.5 on P = 1
+    q = pde.make_params({"length_scale": 0.2, "period": 1.0})
+    half = 2 * math.exp(-0.5 * (0.5 / 0.2) ** 2)
+    assert float(embedded_covariance(q, torch.tensor(0.5))) == pytest.approx(half, rel=1e-9)
+    # sampled amplitudes have the mode variances
+    inp = pde.sample_inputs(p, 4000, torch.Generator().manual_seed(1))["f_modes"]
+    assert inp.shape == (4000, 2, p.n_modes)
+    ratio = inp.var(0) / mode_variances(p)
+    assert float((ratio[:, :8] - 1).abs().max()) < 0.1
+
+
+def test_antiderivative1d_exact_domain_and_errors():
+    pde = pdes.get("antiderivative1d")
+    p = pde.make_params({"resolution": 5, "period": 1.0, "dtype": "float64"})
+    ex = pde.exact(p, 2)
+    x = torch.linspace(0, 1, 5, dtype=F64)
+    assert torch.allclose(ex["f"], torch.cos(4 * math.pi * x))
+    assert torch.allclose(ex["u"], torch.sin(4 * math.pi * x) / (4 * math.pi))
+    with pytest.raises(ValueError, match=r"^k=0 must be >= 1$"):
+        pde.exact(p, 0)
+    # cos(2 pi 2 x) as amplitudes on period 1 integrates to the same closed form
+    modes = torch.zeros(1, 2, p.n_modes, dtype=F64)
+    modes[0, 0, 2] = 1.0
+    modes[0, 1, 0] = 7.0  # the sine of k = 0 is zero: ignored
+    seen = []
+    out = pde.solve(p, {"f_modes": modes}, callback=seen.append)
+    assert seen == [1.0] and out["u"].dtype == F64
+    assert torch.allclose(out["u"][0], ex["u"], atol=1e-14)
+    const = torch.zeros(1, 2, p.n_modes, dtype=F64)
+    const[0, 0, 0] = 3.0  # f = 3: u = 3 x
+    assert torch.allclose(pde.solve(p, {"f_modes": const})["u"][0], 3 * x)
+    with pytest.raises(ValueError) as e:
+        pde.solve(p, {"f_modes": torch.zeros(1, 2, p.n_modes + 1)})
+    assert str(e.value) == (f"f_modes: expected shape (batch, 2, {p.n_modes}), "
+                            f"got (1, 2, {p.n_modes + 1})")
+    dom = pde.domain(p)
+    assert dom.box == {"x": (0.0, 1.0)} and dom.outputs == ("u",)
+    assert [(c.name, c.coord, c.value, c.sets) for c in dom.conditions] == [
+        ("x=0", "x", 0.0, ("u", None))]
+    assert np.allclose(pde.coords(p)["x"][1], x.numpy()) and pde.coords(p)["x"][0] == "x"
+    assert pde.solve(p.replace(dtype="float32"), {"f_modes": modes})["f"].dtype == torch.float32
+
+
+def test_antiderivative1d_long_periods_dtypes_and_devices():
+    pde = pdes.get("antiderivative1d")
+    # l = 1: period 10, so k_1 = 2 pi / 10 < 1 and the first modes are slow
+    p = pde.make_params({"resolution": 9, "length_scale": 1.0, "dtype": "float64"})
+    k1 = 2 * math.pi / p.embedding_period
+    modes = torch.zeros(1, 2, p.n_modes, dtype=F64)
+    modes[0, 0, 1] = 1.0
+    x = torch.linspace(0, 1, 9, dtype=F64)
+    out = pde.solve(p, {"f_modes": modes.float()})  # float32 amplitudes are accepted
+    assert torch.allclose(out["u"][0], torch.sin(k1 * x) / k1, atol=1e-12)
+    ex = pde.exact(p, 1)
+    assert torch.allclose(ex["u"], torch.sin(2 * math.pi * x) / (2 * math.pi))
+    # point samples follow the points' dtype
+    given = pde.point_sample(p, {"f_modes": modes})
+    xs = torch.linspace(0, 1, 4)
+    assert given.given({"x": xs})["f"].dtype == torch.float32
+    assert torch.allclose(given.exact({"x": xs})["u"], (torch.sin(k1 * xs) / k1))
+    # grid residual: numpy coordinates follow the fields' device (meta stands in for a GPU)
+    u = torch.empty(2, 9, dtype=F64, device="meta")
+    r = pde.residual({"u": u, "f": u}, {"x": np.linspace(0, 1, 9)}, p)
+    assert r.device.type == "meta"

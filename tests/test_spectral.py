@@ -87,3 +87,82 @@ def test_grf_spectrum_matches_target_and_is_deterministic():
     assert torch.equal(u2, u3)
     assert not torch.equal(u2, spectral.grf(3, shape, L, alpha, tau,
                                             generator=torch.Generator().manual_seed(8)))
+
+
+def test_operators_keep_float32():
+    u, _, _, lap = _trig((16, 12), L2)
+    for out in (spectral.laplacian(u.float(), L2), spectral.inverse_laplacian(lap.float(), L2),
+                spectral.divergence((u.float(), u.float()), L2)):
+        assert out.dtype == torch.float32
+    assert (spectral.inverse_laplacian(lap.float(), L2).double() - u).abs().max() < 1e-5
+
+
+def test_grf_sigma_scales_the_field_and_defaults_to_the_fno_convention():
+    shape, L, alpha, tau = (16, 16), (1.0, 1.0), 2.5, 7.0
+
+    def draw(sigma):
+        return spectral.grf(2, shape, L, alpha, tau, sigma,
+                            generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(draw(2.0), 2 * draw(1.0), rtol=1e-12, atol=1e-14)
+    assert torch.allclose(draw(None), tau ** (alpha - 1.0) * draw(1.0), rtol=1e-12, atol=1e-14)
+    assert draw(None).dtype == torch.float64
+    assert spectral.grf(1, shape, L, generator=torch.Generator().manual_seed(3),
+                        dtype=torch.float32).dtype == torch.float32
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (7, 9)])
+def test_interpolate_is_the_trigonometric_interpolant(shape):
+    # a trig polynomial below Nyquist is reproduced at any point, with exact derivatives;
+    # the Nyquist modes of even grids are dropped (their interpolant is not unique)
+    L = (2.0, 3.0)
+    a, b = 2 * math.pi / L[0], 2 * math.pi / L[1]
+    x, y = spectral.grid(shape, L, torch.float64, "cpu")
+    X, Y = x[:, None], y[None, :]
+    u = torch.cos(a * X - 2 * b * Y) + 0.5 * torch.sin(3 * a * X)
+    if shape[0] % 2 == 0:
+        u = u + 0.25 * torch.cos(shape[0] / 2 * a * X)  # Nyquist row: dropped
+    g = torch.Generator().manual_seed(0)
+    px = (torch.rand(50, generator=g, dtype=torch.float64) * 2.0).requires_grad_()
+    py = torch.rand(50, generator=g, dtype=torch.float64) * 3.0
+    got = spectral.interpolate(u, L, [px, py], chunk=16)
+    exact = torch.cos(a * px - 2 * b * py) + 0.5 * torch.sin(3 * a * px)
+    assert got.shape == (50,) and got.dtype == torch.float64
+    assert torch.allclose(got, exact, atol=1e-12)
+    (gx,) = torch.autograd.grad(got.sum(), px)
+    exact_x = -a * torch.sin(a * px - 2 * b * py) + 1.5 * a * torch.cos(3 * a * px)
+    assert torch.allclose(gx, exact_x.detach(), atol=1e-10)
+    assert spectral.interpolate(u.float(), L, [px.detach(), py]).dtype == torch.float32
+
+
+def test_transforms_name_a_bad_norm():
+    with pytest.raises(ValueError) as e:
+        spectral.truncated_rfftn(torch.zeros(2, 8), [3], norm="unit")
+    assert str(e.value) == ("norm: expected one of ('forward', 'backward', 'ortho'), "
+                            "got 'unit'")
+
+
+def test_truncated_transforms_shapes_and_fused_add():
+    with pytest.raises(ValueError) as e:
+        spectral.truncated_rfftn(torch.zeros(4), [2, 2])
+    assert str(e.value) == ("expected 2 spatial axes followed by 0 trailing axes, "
+                            "got a tensor of shape (4,)")
+    x = torch.randn(3, 16, 12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    u = spectral.truncated_rfftn(x, [4, 3])  # few modes: the matmul path
+    add = torch.randn(3, 16, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    plain = spectral.truncated_irfftn(u, (16, 12))
+    assert torch.allclose(spectral.truncated_irfftn(u, (16, 12), add=add), plain + add,
+                          atol=1e-12)
+
+
+def test_spectral_conv_init_transform_and_copy():
+    from neuralop.layers.spectral_convolution import SpectralConv as NeuralopConv
+    conv = spectral.SpectralConv(1, 4000, 2, init_std=0.1)
+    b = conv.bias.detach()
+    assert b.shape == (4000, 1) and abs(float(b.std()) - 0.1) < 0.01
+    assert float(b.abs().max()) < 0.6  # normal, not heavy-tailed
+    x = torch.randn(2, 1, 8, dtype=torch.float64)
+    assert torch.allclose(conv.transform(x, output_shape=(16,)),
+                          spectral.fourier_resample(x, (16,)))
+    assert conv.transform(x) is x
+    ref = NeuralopConv(2, 3, (4, 4), factorization="cp", rank=0.3)
+    assert spectral.SpectralConv.from_neuralop(ref).rank == 0.3

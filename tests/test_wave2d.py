@@ -168,3 +168,16 @@ def test_cli_generate_matches_exact(tmp_path):
     assert u.shape == (4, 6, 32, 32)
     assert float((u - ex).abs().max() / ex.abs().max()) < 1e-6  # float32 storage
     assert np.allclose(ds["c"].values, 0.1)
+
+
+def test_verlet_reports_progress_and_refuses_a_hopelessly_small_step():
+    p = _params(resolution=16, modes=4, solver="verlet", t_final=0.4, n_records=4, dt=0.05)
+    seen = []
+    WA.solve(p, WA.sample_inputs(p, 1, sample_generator(0, 0)), callback=seen.append)
+    assert seen == [0.25, 0.5, 0.75, 1.0]
+    tiny = _params(resolution=16, modes=4, solver="verlet", t_final=1.0, n_records=1, dt=1e-7)
+    with pytest.raises(pdes.SolverDiverged) as e:
+        WA.solve(tiny, WA.sample_inputs(tiny, 2, sample_generator(0, 0)))
+    assert str(e.value).startswith("wave2d: dt=1e-07 needs more than 1e+06 Verlet steps per "
+                                   "record interval 1 (max(c)=0.1)")
+    assert e.value.samples == [0, 1]
