@@ -355,9 +355,10 @@ class SemilinearPDE(PDE):
 
 
 def _fields_read(fn: Callable[[Fields], Any], fields: Fields) -> set[str]:
-    """Names of the ``fields`` whose values ``fn(fields)`` passes to a torch operation, as
-    opposed to only handing them to a derivative provider (which finds their transforms by
-    identity): the stepper skips the inverse transform of the others."""
+    """Names of the ``fields`` whose values ``fn(fields)`` passes to a torch operation or
+    returns as they are (``{"v": u["u"]}``), as opposed to only handing them to a derivative
+    provider (which finds their transforms by identity): the stepper skips the inverse
+    transform of the others."""
     ids = {id(t): k for k, t in fields.items()}
     used: set[str] = set()
 
@@ -368,7 +369,8 @@ def _fields_read(fn: Callable[[Fields], Any], fields: Fields) -> set[str]:
             return func(*args, **kwargs)
 
     with Watch():
-        fn(fields)
+        out = fn(fields)
+    used.update(ids[id(a)] for a in tree_flatten(out)[0] if id(a) in ids)
     return used
 
 
