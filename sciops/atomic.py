@@ -89,6 +89,26 @@ def is_disk_full(e: BaseException) -> bool:
 
 
 @contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (on POSIX, in the main thread): opening or
+    closing an HDF5 file interrupted halfway leaves an object whose destructor fails noisily.
+    A signal that arrives meanwhile is delivered right after the block."""
+    import signal
+    import threading
+
+    hold = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, hold)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+@contextlib.contextmanager
 def quiet_disk_full() -> Iterator[None]:
     """Hold back what the block prints on stderr about a full disk: HDF5 reports a failed
     write from destructors, as tracebacks, before (or instead of) raising it; the error that

@@ -164,7 +164,8 @@ class ShardWriter:
         self.variables = variables
         # netCDF marks coordinates that are not dimensions (t on dim time) by attribute.
         self.aux_coords = " ".join(k for k, (dim, _) in coords.items() if k != dim)
-        self.file = h5netcdf.File(self.tmp, "w")
+        with atomic.signals_deferred():
+            self.file = h5netcdf.File(self.tmp, "w")
         dims = {"sample": n_samples}
         dims.update({dim: len(values) for dim, values in coords.values()})
         self.file.dimensions = dims
@@ -215,7 +216,7 @@ class ShardWriter:
         file, self.file = self.file, None
         if file is not None:
             try:
-                with atomic.quiet_disk_full():
+                with atomic.quiet_disk_full(), atomic.signals_deferred():
                     file.close()
             except BaseException:
                 UNCLOSABLE.append(file)
