@@ -167,10 +167,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _info_foreign(path: Path) -> int:
+    """``sciops info`` of a peer's file: its layout and the variables sciops reads from it."""
+    from sciops.data import interop
+
+    kind = interop.foreign_format(path)
+    ds = interop.open_foreign(path)
+    print(f"file      {path} ({kind}; read as is, not hashed: no manifest)")
+    print(f"samples   {ds.sizes.get('sample', '?')}")
+    for name, var in ds.data_vars.items():
+        dims = ", ".join(f"{d}={n}" for d, n in zip(var.dims, var.shape))
+        renamed = {"input": " (the file's x)", "output": " (the file's y)"}.get(name, "") \
+            if kind == "neuraloperator .pt" else ""
+        print(f"variable  {name} ({dims}) {var.dtype}{renamed}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from sciops.data import store
 
     root = Path(args.path)
+    if root.is_file():
+        if args.verify:
+            raise SciopsError(f"info --verify {root}: a peer's file has no manifest of "
+                              f"hashes to verify against")
+        return _info_foreign(root)
     m = store.read_manifest(root)
     r = m["recipe"]
     done = sum(store.shard_record(root, j) is not None for j in range(m["n_shards"]))

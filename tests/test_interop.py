@@ -91,3 +91,26 @@ def test_unknown_files_are_named(tmp_path):
     txt.write_text("1,2")
     with pytest.raises(SciopsError, match="unsupported file type"):
         open_dataset(txt)
+
+
+def test_info_describes_peers_files(tmp_path, capsys):
+    """`sciops info` on a peer's file names its layout and the variables sciops reads (was
+    "not a sciops dataset (no manifest.json)" although train/predict/evaluate read it)."""
+    from sciops import cli
+
+    pt = tmp_path / "darcy_test_16.pt"
+    torch.save({"x": torch.randn(5, 16, 16), "y": torch.randn(5, 1, 16, 16)}, pt)
+    assert cli.main(["info", str(pt)]) == 0
+    out = capsys.readouterr().out
+    assert "(neuraloperator .pt;" in out and "samples   5" in out
+    assert "variable  input (sample=5, x=16, y=16) float32 (the file's x)" in out
+    assert "variable  output (sample=5, x=16, y=16) float32 (the file's y)" in out
+    h5 = tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5"
+    with h5py.File(h5, "w") as f:
+        f["nu"], f["tensor"] = rng.random((4, 8, 8)), rng.random((4, 1, 8, 8))
+        f["x-coordinate"] = f["y-coordinate"] = np.linspace(0, 1, 8)
+    assert cli.main(["info", str(h5)]) == 0
+    out = capsys.readouterr().out
+    assert "(PDEBench HDF5;" in out and "variable  a (sample=4, x=8, y=8)" in out
+    assert cli.main(["info", str(pt), "--verify"]) == 2
+    assert "no manifest of hashes" in capsys.readouterr().err

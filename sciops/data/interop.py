@@ -141,13 +141,22 @@ def open_the_well(path: Path) -> xr.Dataset:
     return ds
 
 
-def open_foreign(path: Path) -> xr.Dataset:
-    """Dispatch a peer file by suffix and content."""
+def foreign_format(path: Path) -> str:
+    """The peer layout of file ``path``: ``neuraloperator .pt``, ``The Well HDF5`` or
+    ``PDEBench HDF5``; SciopsError for anything else."""
     if path.suffix == ".pt":
-        return open_neuralop_pt(path)
+        return "neuraloperator .pt"
     if path.suffix in (".h5", ".hdf5"):
         with _h5(path) as f:
-            is_well = "t0_fields" in f and "dimensions" in f
-        return open_the_well(path) if is_well else open_pdebench(path)
+            return "The Well HDF5" if "t0_fields" in f and "dimensions" in f \
+                else "PDEBench HDF5"
     raise SciopsError(f"{path}: unsupported file type; expected a sciops dataset directory, "
                       f".nc shard, neuraloperator .pt, PDEBench or The Well .h5/.hdf5")
+
+
+def open_foreign(path: Path) -> xr.Dataset:
+    """Dispatch a peer file by suffix and content (:func:`foreign_format`)."""
+    kind = foreign_format(path)
+    if kind == "neuraloperator .pt":
+        return open_neuralop_pt(path)
+    return open_the_well(path) if kind == "The Well HDF5" else open_pdebench(path)
