@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from sciops.errors import SciopsError
+from sciops.errors import TERMINATED, SciopsError
 
 
 def _data_root() -> Path:
@@ -542,6 +542,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
     import signal
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    TERMINATED.set()
     raise KeyboardInterrupt
 
 
@@ -583,8 +584,16 @@ def main(argv: list[str] | None = None) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    TERMINATED.clear()
+    unraisable = sys.unraisablehook
+    # a SIGTERM's KeyboardInterrupt dropped inside a destructor is reported once, below
+    sys.unraisablehook = lambda u: None if isinstance(u.exc_value, KeyboardInterrupt) \
+        and TERMINATED.is_set() else unraisable(u)
     try:
-        return args.func(args)
+        status = args.func(args)
+        if TERMINATED.is_set():  # the handler's exception was dropped; the work may be done
+            raise KeyboardInterrupt
+        return status
     except SciopsError as e:
         print(f"sciops: error: {_one_line(str(e))}", file=sys.stderr)
         _exit_if_broken(2)
@@ -607,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         _exit_if_broken(2)
         return 2
     finally:
+        sys.unraisablehook = unraisable
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from sciops import __version__, atomic, pdes
 from sciops.data import sizing, store
 from sciops.data.recipes import Recipe
-from sciops.errors import SciopsError
+from sciops.errors import SciopsError, check_terminated
 
 
 def sample_generator(seed: int, k: int) -> torch.Generator:
@@ -193,6 +193,7 @@ def generate(recipe: Recipe, out: str | os.PathLike, *, shard: tuple[int, int] =
                                        variables, attrs)
             try:
                 for b0 in range(lo, hi, recipe.batch_size):
+                    check_terminated()
                     b1 = min(b0 + recipe.batch_size, hi)
                     arrays = _solve_batch(pde, recipe, b0, b1, dev, bar)
                     writer.write(b0 - lo, arrays)

@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from sciops import atomic, models
-from sciops.errors import SciopsError
+from sciops.errors import SciopsError, check_terminated
 from sciops.train import checkpoint, distributed, memory, provenance
 from sciops.train.config import RunConfig, TrainConfig
 from sciops.train.task import SupervisedTask, Task, dataset_kind, resolve_dataset
@@ -324,6 +324,7 @@ class Trainer:
                 self.loss_sum, self.loss_count = 0.0, 0
             stop = False
             for batch in self._batches(self.epoch, self.step_in_epoch):
+                check_terminated()
                 loss = self._step_loss(batch)
                 value = float(loss.detach())
                 if self._any_rank(not math.isfinite(value)):
