@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import os
 import re
 import shutil
@@ -148,3 +149,9 @@ def write(path: Path, write_to: Callable[[Path], object], *, then: str) -> None:
         if is_disk_full(e):
             raise disk_full_error(path, then) from None
         raise
+
+
+def write_json(path: Path, data: object, *, then: str) -> None:
+    """:func:`write` of ``data`` as indented JSON with sorted keys."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write(path, lambda tmp: tmp.write_text(text), then=then)

@@ -214,8 +214,6 @@ def generate(recipe: Recipe, out: str | os.PathLike, *, shard: tuple[int, int] =
 def _check_sizes(recipe: Recipe, out: Path, shard: tuple[int, int], overwrite: bool,
                  max_memory: int | str | None) -> sizing.Estimate:
     """Refuse up front a batch too big for memory or shards too big for the disk."""
-    if isinstance(max_memory, str):
-        max_memory = sizing.parse_bytes(max_memory)
     i, n = shard
     resumable = not overwrite and (out / store.MANIFEST).is_file()
     todo, existing = 0, 0

@@ -176,7 +176,7 @@ def _free_space(out: Path) -> int | None:
 
 
 def check(recipe: Recipe, out: str | os.PathLike, *, samples: int | None = None,
-          max_memory: int | None = None, existing_bytes: int = 0) -> Estimate:
+          max_memory: int | str | None = None, existing_bytes: int = 0) -> Estimate:
     """Refuse (SciopsError) a generation whose batch exceeds the available memory (or
     ``max_memory``) or whose ``samples`` still to write exceed the free disk space of
     ``out`` (plus ``existing_bytes`` that will be replaced). Returns the estimate."""

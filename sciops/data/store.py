@@ -55,8 +55,7 @@ RESUME = "free space and rerun the same command: complete shards are kept"
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and an atomic rename."""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    atomic.write(path, lambda tmp: tmp.write_text(text), then=RESUME)
+    atomic.write_json(path, data, then=RESUME)
 
 
 def sha256(path: Path) -> str:

@@ -34,10 +34,10 @@ def describe(dataset: str | Path) -> dict[str, Any]:
     """``{"path", "pde", "recipe", "seed", "params", "grid"}`` of a dataset (all but ``path``
     empty for a peer's file); ``grid``: sizes of the x/y/z dims, e.g. ``{"x": 64, "y": 64}``."""
     path = Path(dataset)
+    recipe = _recipe(path)
     info: dict[str, Any] = {"path": str(path.resolve()), "pde": None, "recipe": None,
                             "seed": None, "params": None, "grid": {}}
-    if (path / MANIFEST).is_file():
-        recipe = read_manifest(path)["recipe"]
+    if recipe is not None:
         sizes = open_dataset(path, allow_partial=True, check=False).sizes
         info.update(pde=recipe.get("pde"), recipe=recipe.get("name"), seed=recipe.get("seed"),
                     params=recipe.get("params"),
@@ -45,11 +45,15 @@ def describe(dataset: str | Path) -> dict[str, Any]:
     return info
 
 
+def _recipe(path: Path) -> dict[str, Any] | None:
+    """The recipe in the manifest of dataset ``path``; None for a peer's file."""
+    return read_manifest(path)["recipe"] if (path / MANIFEST).is_file() else None
+
+
 def record(run_dir: Path, dataset: str | Path) -> None:
     """Write ``run_dir/provenance.json`` for the training ``dataset``."""
-    text = json.dumps(describe(dataset), indent=2, sort_keys=True) + "\n"
-    atomic.write(Path(run_dir) / FILE, lambda tmp: tmp.write_text(text),
-                 then="free space and rerun the same command")
+    atomic.write_json(Path(run_dir) / FILE, describe(dataset),
+                      then="free space and rerun the same command")
 
 
 def check(run_dir: Path, dataset: str | Path) -> list[str]:
@@ -61,14 +65,14 @@ def check(run_dir: Path, dataset: str | Path) -> list[str]:
     if not path.is_file():
         return []
     trained = json.loads(path.read_text())
-    now = describe(dataset)
-    if trained["pde"] is None or now["pde"] is None:
+    now = _recipe(Path(dataset))
+    if trained["pde"] is None or now is None:
         return []
     run = Path(run_dir).name
-    if trained["pde"] != now["pde"]:
+    if trained["pde"] != now.get("pde"):
         raise SciopsError(f"run {run} was trained on {trained['pde']} data "
-                          f"({trained['path']}); {dataset} holds {now['pde']} data")
-    was, new = trained["params"] or {}, now["params"] or {}
+                          f"({trained['path']}); {dataset} holds {now.get('pde')} data")
+    was, new = trained["params"] or {}, now.get("params") or {}
     differ = [f"{k}={new.get(k)!r} (trained on {was.get(k)!r})"
               for k in sorted(set(was) | set(new))
               if k not in GRID_PARAMS and was.get(k) != new.get(k)]
