@@ -142,7 +142,7 @@ def inference_rate(run_dir: Path, ds: dict[str, Any], args: argparse.Namespace,
                    trainer: Trainer) -> float:
     """Samples per CPU second of the trained surrogate on the test inputs, batch 50."""
     loaded = load_run(run_dir)
-    inputs = [x for x, _ in ordered_batches(trainer.task.test_set, 50)]
+    inputs = [x for x, _ in ordered_batches(trainer.task.test_sets["test_rel_l2"], 50)]
     loaded.predict(inputs[0])  # warm-up
     _, _, cpu = timed(lambda: [loaded.predict(x) for x in inputs])
     return sum(len(x) for x in inputs) / cpu

@@ -95,7 +95,7 @@ def test_tfno_beats_persistence(ns_data, tmp_path):
     from sciops.train.task import ordered_batches
 
     persistence = [float(rel_lp(x[:, -1:].expand_as(y), y))
-                   for x, y in ordered_batches(tr.task.test_set, 8)]
+                   for x, y in ordered_batches(tr.task.test_sets["test_rel_l2"], 8)]
     ratio = sum(persistence) / len(persistence) / last["test_rel_l2"]
     print("tfno test rel L2", last["test_rel_l2"], "persistence ratio", ratio)
     assert ratio >= 5.0

@@ -337,7 +337,8 @@ def test_checkpoint_and_predict_dataset_round_trip(darcy_data, tmp_path, name):
     trainer.fit()  # one epoch, one evaluation: best.pt and last.pt hold the final weights
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert state["step"] == 2 and state["config"]["model"]["name"] == name
-    x = torch.stack([trainer.task.test_set.store[k]["a"] for k in range(8)])[:, None]
+    test = trainer.task.test_sets["test_rel_l2"]
+    x = torch.stack([test.store[k]["a"] for k in range(8)])[:, None]
     trainer.model.eval()
     with torch.no_grad():
         before = trainer.task.predict(trainer.model, x)[:, 0]

@@ -5,7 +5,8 @@ Supported layouts (dims are renamed to ``sample, time, x, y[, z]``):
 * **neuraloperator ``.pt``** — a dict of tensors saved with ``torch.save`` (e.g.
   ``darcy_train_16.pt``: ``x`` (N, X, Y) coefficient, ``y`` (N, X, Y) solution). Loaded
   memory-mapped with ``weights_only=True``. Keys ``x``/``y`` clash with the coordinate
-  names, so they become ``input``/``output``; other keys keep their names.
+  names, so they become ``input``/``output`` (the file's own name is kept in the
+  variable's ``file_name`` attribute, and recipes may use it); other keys keep their names.
 * **PDEBench HDF5** — Darcy (``nu`` (N, X, Y) coefficient, ``tensor`` (N, 1, X, Y)
   solution, ``x-coordinate``, ``y-coordinate``), 2D compressible CFD (``density``,
   ``pressure``, ``Vx``, ``Vy`` (N, T, X, Y), ``t-``/``x-``/``y-coordinate``) and 2D
@@ -48,7 +49,7 @@ def open_neuralop_pt(path: Path) -> xr.Dataset:
         arr = value.numpy()
         if arr.ndim == 4 and arr.shape[1] == 1:  # (N, 1, X, Y) channel axis
             arr = arr[:, 0]
-        ds[name] = (("sample", *SPACE[: arr.ndim - 1]), arr)
+        ds[name] = (("sample", *SPACE[: arr.ndim - 1]), arr, {"file_name": key})
     if not ds.data_vars:
         raise SciopsError(f"{path}: no tensor with a sample axis found")
     return ds

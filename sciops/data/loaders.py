@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import h5py
@@ -17,10 +17,26 @@ from sciops.data import store
 from sciops.errors import SciopsError
 
 
-def _check(path: Path, wanted: list[str], stored: list[str]) -> None:
-    missing = [v for v in wanted if v not in stored]
+def _resolve(path: Path, wanted: list[str], stored: list[str],
+             aliases: Mapping[str, str] | None, file_names: Mapping[str, str] | None = None
+             ) -> dict[str, str]:
+    """``{name asked for: stored variable}``. A name is looked up through ``aliases`` (a
+    recipe's ``data.variables``: name -> variable in the file), then among the stored
+    variables, then among the peer file's own names (``file_names``: its name -> stored)."""
+    aliases, file_names = aliases or {}, file_names or {}
+    out, missing = {}, []
+    for name in wanted:
+        source = aliases.get(name, name)
+        if source in stored:
+            out[name] = source
+        elif source in file_names:
+            out[name] = file_names[source]
+        else:
+            missing.append(name if source == name else f"{name} (= {source})")
     if missing:
-        raise SciopsError(f"{path}: no variable(s) {missing}; stored: {stored}")
+        known = sorted({*stored, *file_names})
+        raise SciopsError(f"{path}: no variable(s) {missing}; stored: {known}")
+    return out
 
 
 class ShardedSamples(Dataset):
@@ -32,7 +48,8 @@ class ShardedSamples(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, variables: Sequence[str] | None = None,
-                 dtype: torch.dtype | None = torch.float32):
+                 dtype: torch.dtype | None = torch.float32,
+                 aliases: Mapping[str, str] | None = None):
         self.root = Path(path)
         # hash-checked against the manifest (cached per process), ordered by its sample ranges
         shards = store.shards(self.root)
@@ -48,10 +65,10 @@ class ShardedSamples(Dataset):
                     stored = [k for k, v in f.items()
                               if isinstance(v, h5py.Dataset) and v.ndim > 1 and k != "sample"]
         self.variables = list(variables) if variables is not None else stored
-        _check(self.root, self.variables, stored)
+        self.sources = _resolve(self.root, self.variables, stored, aliases)
         try:
             with xr.open_dataset(self.paths[0], engine="h5netcdf") as ds:
-                self.dims = {n: ds[n].dims for n in self.variables}
+                self.dims = {n: ds[s].dims for n, s in self.sources.items()}
         except (OSError, ValueError, KeyError) as e:
             raise store.unreadable(self.paths[0], e) from None
         self.dtype = dtype
@@ -80,8 +97,8 @@ class ShardedSamples(Dataset):
         j = bisect.bisect_right(offsets, k) - 1
         f = self._file(j)
         out = {}
-        for name in self.variables:
-            t = torch.from_numpy(np.asarray(f[name][k - offsets[j]]))
+        for name, source in self.sources.items():
+            t = torch.from_numpy(np.asarray(f[source][k - offsets[j]]))
             out[name] = t.to(self.dtype) if self.dtype is not None else t
         return out
 
@@ -95,12 +112,15 @@ class XarraySamples(Dataset):
     """``dataset[k]`` for any lazy xarray Dataset with a ``sample`` dim (peers' files)."""
 
     def __init__(self, ds: xr.Dataset, path: Path, variables: Sequence[str] | None = None,
-                 dtype: torch.dtype | None = torch.float32):
+                 dtype: torch.dtype | None = torch.float32,
+                 aliases: Mapping[str, str] | None = None):
         stored = [k for k, v in ds.data_vars.items() if "sample" in v.dims]
+        file_names = {ds[k].attrs["file_name"]: k for k in stored if "file_name" in ds[k].attrs}
         self.variables = list(variables) if variables is not None else stored
-        _check(path, self.variables, stored)
-        self.ds = ds[self.variables].transpose("sample", ...)
-        self.dims = {n: self.ds[n].dims for n in self.variables}
+        sources = _resolve(path, self.variables, stored, aliases, file_names)
+        self.ds = ds[list(dict.fromkeys(sources.values()))].transpose("sample", ...)
+        self.sources = sources
+        self.dims = {n: self.ds[s].dims for n, s in sources.items()}
         self.dtype = dtype
 
     def __len__(self) -> int:
@@ -110,16 +130,18 @@ class XarraySamples(Dataset):
         if not -len(self) <= k < len(self):
             raise IndexError(f"sample {k} out of range for {len(self)} samples")
         out = {}
-        for name in self.variables:
-            t = torch.from_numpy(np.ascontiguousarray(self.ds[name][k].values))
+        for name, source in self.sources.items():
+            t = torch.from_numpy(np.ascontiguousarray(self.ds[source][k].values))
             out[name] = t.to(self.dtype) if self.dtype is not None else t
         return out
 
 
 def open_samples(path: str | os.PathLike, variables: Sequence[str] | None = None,
-                 dtype: torch.dtype | None = torch.float32) -> ShardedSamples | XarraySamples:
-    """Per-sample torch access to a sciops dataset directory or a peer's file."""
+                 dtype: torch.dtype | None = torch.float32,
+                 aliases: Mapping[str, str] | None = None) -> ShardedSamples | XarraySamples:
+    """Per-sample torch access to a sciops dataset directory or a peer's file; samples are
+    keyed by the names asked for, read from ``aliases[name]`` where the mapping has one."""
     p = Path(path)
     if p.is_dir():
-        return ShardedSamples(p, variables, dtype)
-    return XarraySamples(store.open_dataset(p), p, variables, dtype)
+        return ShardedSamples(p, variables, dtype, aliases)
+    return XarraySamples(store.open_dataset(p), p, variables, dtype, aliases)

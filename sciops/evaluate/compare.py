@@ -97,7 +97,8 @@ def load_source(path: Path) -> Source:
             cfg = config_from_dict(json.loads((path / "config.json").read_text()))
         except ValueError as e:
             raise SciopsError(f"{path / 'config.json'}: unreadable ({e})") from None
-        return Source(path.name, path, cfg, path, cfg.data.dataset)
+        return Source(path.name, path, cfg, path, next(iter(cfg.data.test.values()),
+                                                       cfg.data.dataset))
     preds = _prediction_file(path)
     if preds is None:
         raise SciopsError(f"{path}: neither a run directory nor a prediction file of "
@@ -134,8 +135,10 @@ def _default_samples(sources: list[Source], same: dict[str, bool], n: int) -> ra
     for s in sources:
         test = split_ranges(s.cfg.data)[1] if same[s.label] else range(n)
         if not len(test):
-            raise SciopsError(f"run {s.label}: has no test split (data.test_samples=0); "
-                              f"pass --samples START:STOP")
+            why = (f"it tests on the separate sets {s.cfg.data.test}: pass --data one of them"
+                   if s.cfg.data.test else "data.test_samples=0")
+            raise SciopsError(f"run {s.label}: has no test split ({why}); "
+                              f"or pass --samples START:STOP")
         tests[s.label] = test
     lo, hi = max(t.start for t in tests.values()), min(t.stop for t in tests.values())
     if lo >= hi:
@@ -285,11 +288,15 @@ def _order(err: np.ndarray) -> np.ndarray:
     return order[[0, len(order) // 2, -1]]
 
 
-def _test_metric(particles: bool) -> tuple[str, str]:
-    """The ``metrics.jsonl`` key of the training task's test error, and its label."""
+def _test_metric(particles: bool, cfg: RunConfig) -> tuple[str, str]:
+    """The ``metrics.jsonl`` key of the training task's test error (of its first separate
+    test set, if it names some), and its label."""
     from sciops.train.particles import ParticleTask
     from sciops.train.task import SupervisedTask
 
+    if cfg.data.test and not particles:
+        first = next(iter(cfg.data.test))
+        return f"{first}_rel_l2", f"{first} rel. L2"
     task = ParticleTask if particles else SupervisedTask
     key = getattr(task, "metric", "test_rel_l2")
     return key, getattr(task, "metric_label", key)
@@ -340,7 +347,8 @@ def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
     for s in sources:
         if s.preds is None:
             provenance.check(s.path, data)
-    n = len(open_samples(data, ["position"] if particles else sources[0].cfg.data.targets[:1]))
+    n = len(open_samples(data, ["position"] if particles else sources[0].cfg.data.targets[:1],
+                         aliases=sources[0].cfg.data.variables))
     same = {s.label: same_dataset(s.cfg.data, data) for s in sources}
     samples = samples if samples is not None else _default_samples(sources, same, n)
     if samples.stop > n:
@@ -369,7 +377,7 @@ def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
                          f"{_span(seen)}, {len(seen)} of the {len(samples)} scored here; its "
                          f"scores are partly training errors.")
     stored = open_dataset(data)
-    test_key, test_label = _test_metric(particles)
+    test_key, test_label = _test_metric(particles, sources[0].cfg)
     summary, errors, rollouts, training, logs = {}, {}, {}, {}, {}
     spectra, panels, particle_figs, bad, baseline = {}, {}, {}, {}, {}
     truth = None
@@ -377,7 +385,7 @@ def evaluate_runs(paths: list[Path], data: Path | None, out: Path, *,
         loaded = load_run(s.path, device, data) if s.preds is None else None
         training[s.label], logs[s.label] = _training(
             s, loaded.parameters if loaded is not None else s.preds.attrs.get("parameters"),
-            test_key)
+            _test_metric(particles, s.cfg)[0])
         if particles:
             pred, truth, base = _particle_arrays(s, loaded, data, samples, progress)
             m = metrics.particle_errors(pred, truth)

@@ -38,6 +38,16 @@ class DataConfig:
     train_samples: int = 1000
     """The first ``train_samples`` samples train; the next ``test_samples`` evaluate."""
     test_samples: int = 200
+    """Size of the test split of ``dataset``; unused when ``test`` names separate test sets."""
+    test: dict[str, str] = field(default_factory=dict)
+    """Separate test datasets by name (paths or names under the data root), each scored whole
+    at every evaluation and logged as ``<name>_rel_l2``; the first one picks ``best.pt``, e.g.
+    ``test = {test_16 = "darcy_test_16.pt", test_32 = "darcy_test_32.pt"}`` (a string is one
+    set named ``test``). Empty: the ``test_samples`` after the training samples of ``dataset``."""
+    variables: dict[str, str] = field(default_factory=dict)
+    """Names used in ``inputs``/``targets`` -> the variable in the files, e.g. ``{a = "x", u =
+    "y"}`` for a neuraloperator ``.pt`` (whose ``x``/``y`` sciops also calls ``input``/
+    ``output``); names not listed are read as they are."""
 
 
 @dataclass
@@ -112,6 +122,8 @@ _CHOICES = {("train", "scheduler"): ("cosine", "step", "none"),
 
 
 def _coerce(where: str, value: Any, default: Any) -> Any:
+    if where == "data.test" and isinstance(value, str) and not value.lstrip().startswith("{"):
+        value = {"test": value}
     if isinstance(value, str) and not isinstance(default, str):
         try:
             value = json.loads(value)
@@ -131,6 +143,11 @@ def _coerce(where: str, value: Any, default: Any) -> Any:
     if isinstance(default, list):
         if not value or not all(isinstance(v, str) and v.strip() for v in value):
             raise SciopsError(f"{where}={value!r}: expected a non-empty list of variable names")
+    if isinstance(default, dict):
+        if not all(isinstance(k, str) and k.isidentifier() and isinstance(v, str) and v.strip()
+                   for k, v in value.items()):
+            raise SciopsError(f"{where}={value!r}: expected a table of name = \"text\" with "
+                              f"names of letters, digits and _")
     return value
 
 

@@ -202,7 +202,7 @@ def predict_dataset(run: str | os.PathLike, data: str | os.PathLike, out: str | 
                         coords={"sample": np.arange(n), **_coords(stored, dims, times)})
     else:
         data_cfg = dataclasses.replace(cfg.data, windows="first")
-        n = len(open_samples(data, cfg.data.inputs[:1]))
+        n = len(open_samples(data, cfg.data.inputs[:1], aliases=cfg.data.variables))
         pairs = WindowedPairs(data, data_cfg, range(n))
         preds = []
         with bar(math.ceil(n / batch_size), "predict", progress) as b:
@@ -216,7 +216,8 @@ def predict_dataset(run: str | os.PathLike, data: str | os.PathLike, out: str | 
                                 **_coords(stored, ("time", *space), slice(start, start + steps))})
         c = 0
         for name in cfg.data.targets:
-            attrs = dict(stored[name].attrs)
+            attrs = {k: v for k, v in stored[pairs.store.sources[name]].attrs.items()
+                     if k != "file_name"}
             if pairs.timed[name]:
                 ds[name] = (("sample", "time", *space), y[:, c:c + steps], attrs)
                 c += steps

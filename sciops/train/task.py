@@ -122,6 +122,11 @@ def dataset_kind(name_or_path: str) -> tuple[str, str] | None:
 def check_split(path: Path, stored: int, cfg: DataConfig) -> None:
     """Refuse a split that needs more than the ``stored`` samples of ``path``, proposing one
     in the same proportions."""
+    if cfg.test:
+        if cfg.train_samples <= stored:
+            return
+        raise SciopsError(f"{path}: holds {stored} samples, fewer than data.train_samples = "
+                          f"{cfg.train_samples}; use --set data.train_samples={stored}")
     need = cfg.train_samples + cfg.test_samples
     if need <= stored:
         return
@@ -142,7 +147,8 @@ class WindowedPairs(Dataset):
         (opened here when not given)."""
         self.cfg = cfg
         names = list(dict.fromkeys([*cfg.inputs, *cfg.targets]))
-        self.store = store if store is not None else open_samples(path, names)
+        self.store = store if store is not None else \
+            open_samples(path, names, aliases=cfg.variables)
         if samples.stop > len(self.store):
             raise SciopsError(f"{path}: holds {len(self.store)} samples; samples "
                               f"[{samples.start}, {samples.stop}) were asked for")
@@ -218,10 +224,24 @@ class Normalizer(torch.nn.Module):
         return x * self.std.view(self._shape(x)) + self.mean.view(self._shape(x))
 
 
+def test_sets(cfg: DataConfig, split: WindowedPairs) -> dict[str, WindowedPairs]:
+    """The test sets by metric key: each separate set of ``cfg.test`` whole as
+    ``<name>_rel_l2``, else the dataset's own test ``split`` as ``test_rel_l2``."""
+    if not cfg.test:
+        return {"test_rel_l2": split}
+    out = {}
+    for name, data in cfg.test.items():
+        path = resolve_dataset(data)
+        n = len(open_samples(path, cfg.inputs[:1], aliases=cfg.variables))
+        out[f"{name}_rel_l2"] = WindowedPairs(path, cfg, range(n))
+    return out
+
+
 def split_ranges(cfg: DataConfig) -> tuple[range, range]:
-    """Train and test sample ranges: the first ``train_samples``, then ``test_samples``."""
+    """Train and test sample ranges: the first ``train_samples``, then ``test_samples`` (none
+    when ``cfg.test`` names separate test sets)."""
     train = range(0, cfg.train_samples)
-    return train, range(train.stop, train.stop + cfg.test_samples)
+    return train, range(train.stop, train.stop + (0 if cfg.test else cfg.test_samples))
 
 
 def ordered_batches(ds: Dataset, batch: int = 32):
@@ -246,12 +266,15 @@ class SupervisedTask:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         path = resolve_dataset(cfg.data.dataset)
-        store = open_samples(path, list(dict.fromkeys([*cfg.data.inputs, *cfg.data.targets])))
+        store = open_samples(path, list(dict.fromkeys([*cfg.data.inputs, *cfg.data.targets])),
+                             aliases=cfg.data.variables)
         check_split(path, len(store), cfg.data)
         train_range, test_range = split_ranges(cfg.data)
         self.train_set = WindowedPairs(path, cfg.data, train_range, store)
-        self.test_set = WindowedPairs(path, cfg.data, test_range, store) \
-            if len(test_range) else None
+        self.test_sets = test_sets(cfg.data, WindowedPairs(path, cfg.data, test_range, store))
+        if cfg.data.test:
+            first = next(iter(cfg.data.test))
+            self.metric, self.metric_label = f"{first}_rel_l2", f"{first} rel. L2"
         self.in_channels = self.train_set.in_channels
         self.out_channels = self.train_set.out_channels
         self.space = tuple(self.train_set[0][0].shape[1:])
@@ -290,13 +313,19 @@ class SupervisedTask:
         return self.loss_fn(pred.float(), y)
 
     @torch.no_grad()
+    def scores(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Mean per-sample relative L2 error of each test set, by metric key (NaN for an
+        empty one)."""
+        out = {}
+        for key, pairs in self.test_sets.items():
+            total, count = 0.0, 0
+            for x, y in ordered_batches(pairs, self.cfg.train.batch_size):
+                pred = self.predict(model, x.to(device)).float()
+                total += float(rel_lp(pred, y.to(device))) * len(x)
+                count += len(x)
+            out[key] = total / count if count else float("nan")
+        return out
+
     def evaluate(self, model: nn.Module, device: torch.device) -> float:
-        """Mean per-sample relative L2 error over the test split (NaN without one)."""
-        if self.test_set is None or len(self.test_set) == 0:
-            return float("nan")
-        total, count = 0.0, 0
-        for x, y in ordered_batches(self.test_set, self.cfg.train.batch_size):
-            pred = self.predict(model, x.to(device)).float()
-            total += float(rel_lp(pred, y.to(device))) * len(x)
-            count += len(x)
-        return total / count
+        """The error on the first test set (the one that picks ``best.pt``)."""
+        return self.scores(model, device)[self.metric]

@@ -274,11 +274,15 @@ class Trainer:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(clean, allow_nan=False) + "\n")
 
-    def evaluate(self) -> float:
-        """The task's test error for the current weights."""
+    def evaluate(self) -> dict[str, float]:
+        """The task's test errors for the current weights by ``metrics.jsonl`` key, its
+        ``metric`` first (a task with several test sets scores each in ``scores``)."""
         self.model.eval()
         try:
-            return self.task.evaluate(self.model, self.ctx.device)
+            if hasattr(self.task, "scores"):
+                return self.task.scores(self.model, self.ctx.device)
+            key = getattr(self.task, "metric", "test_rel_l2")
+            return {key: self.task.evaluate(self.model, self.ctx.device)}
         finally:
             self.model.train()
 
@@ -388,9 +392,10 @@ class Trainer:
                               f"to the data with --set model.KEY=VALUE") from None
 
     def _evaluate_into(self, record: dict[str, Any]) -> None:
-        """Add the test error to ``record``; save ``best.pt`` when it improved."""
+        """Add the test errors to ``record``; save ``best.pt`` when the task's ``metric``
+        (its first test set) improved."""
         key = getattr(self.task, "metric", "test_rel_l2")
-        record[key] = self.evaluate() if self.ctx.main else math.nan
+        record.update(self.evaluate() if self.ctx.main else {key: math.nan})
         if self.ctx.main and record[key] < self.best:
             self.best = record[key]
             self._save("best.pt", collective=False)
@@ -439,7 +444,10 @@ class Trainer:
         key = getattr(self.task, "metric", "test_rel_l2")
         name = getattr(self.task, "metric_label", key)
         if key in last:
-            test = f"{name} {last[key]:.4g} (after epoch {last['epoch']})"
+            others = "".join(f", {k.removesuffix('_rel_l2')} rel. L2 {v:.4g}"
+                             for k, v in last.items() if k.endswith("_rel_l2") and k != key
+                             and isinstance(v, float))
+            test = f"{name} {last[key]:.4g}{others} (after epoch {last['epoch']})"
         else:
             test = (f"{name}: not evaluated yet (at epoch ends, every train.eval_every="
                     f"{tc.eval_every} epochs)")
