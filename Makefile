@@ -20,7 +20,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+# neuraloperator's small Darcy files ship in its 0.3.0 wheel (PyPI): the peer benchmark's data.
+DARCY := third_party/neuralop-darcy
+$(DARCY):
+	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps \
+		neuraloperator==0.3.0 -d third_party/wheels
+	$(BIN)/python -c "import zipfile, pathlib; z = zipfile.ZipFile(next(pathlib.Path(\
+	'third_party/wheels').glob('neuraloperator-0.3.0-*.whl'))); out = pathlib.Path('$(DARCY)'); \
+	out.mkdir(parents=True, exist_ok=True); [out.joinpath(pathlib.Path(n).name).write_bytes(\
+	z.read(n)) for n in z.namelist() if '/darcy_' in n and n.endswith('.pt')]"
+
+bench: $(STAMP) $(DARCY)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python -m pytest -q -m slow
 	$(BIN)/python benchmarks/run_all.py

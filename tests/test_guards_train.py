@@ -137,7 +137,7 @@ def test_nan_weights_are_never_saved(data, tmp_path):
 def test_metrics_log_is_strict_json(data, tmp_path):
     cfg = build_config(_raw(data, epochs=1))
     tr = Trainer(cfg, tmp_path / "run", progress=False)
-    tr.evaluate = lambda: float("nan")
+    tr.evaluate = lambda: {"test_rel_l2": float("nan")}
     last = tr.fit()
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert lines and _strict_json(lines[-1])["test_rel_l2"] is None

@@ -65,6 +65,29 @@ def test_run_without_normalization_predicts_as_the_bare_model(ns_data, tmp_path)
         assert abs(ds["vorticity"].values - direct).max() < 1e-6
 
 
+def test_loss_units_normalized_compares_raw_output_with_standardized_targets(ns_data, tmp_path):
+    """neuraloperator's convention: the loss of model(x) against (y - mean) / std; sciops'
+    default decodes the prediction and compares in data units (an mse differs by std²)."""
+    from sciops.train.losses import mse
+    losses = {}
+    for units in ("data", "normalized"):
+        task = Trainer(build_config(_raw(ns_data, normalize="output", loss="mse",
+                                         loss_units=units)), tmp_path / units,
+                       progress=False).task
+        task.prepare()
+        torch.manual_seed(0)
+        model = torch.nn.Conv2d(2, 2, 1)
+        x, y = next(ordered_batches(task.train_set, 4))
+        losses[units] = float(task.loss(model, (x, y)))
+        raw = model(x)
+        std = task.y_norm.std.view(1, -1, 1, 1)
+        expected = {"data": mse(task.y_norm.decode(raw), y),
+                    "normalized": mse(raw, (y - task.y_norm.mean.view(1, -1, 1, 1)) / std)}
+        assert losses[units] == pytest.approx(float(expected[units]), rel=1e-5)
+    assert losses["data"] / losses["normalized"] == pytest.approx(
+        float((task.y_norm.std ** 2).mean()), rel=0.05)
+
+
 def _lrs(steps_per_epoch=3, **train):
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
     tc = TrainConfig(lr=2.0, **train)

@@ -87,6 +87,10 @@ class TrainConfig:
     loss_reduction: str = "mean"
     """'mean' over the batch (sciops; the loss scale does not depend on the batch size) or
     'sum' (neuraloperator's default: the gradient, hence the step, grows with the batch)."""
+    loss_units: str = "data"
+    """Where the loss compares: 'data' (the prediction decoded to data units, sciops) or
+    'normalized' (the model's raw output against standardized targets, neuraloperator's
+    convention; equal to 'data' for relative losses unless targets are standardized)."""
     normalize: str = "both"
     """Grid data standardized per channel with training-set statistics: 'both' inputs and
     targets, 'output' targets only (neuraloperator's Darcy setting) or 'none'. Statistics not
@@ -117,6 +121,7 @@ _CHOICES = {("train", "scheduler"): ("cosine", "step", "none"),
             ("train", "loss"): ("rel_l2", "rel_h1", "rel_h1_fd", "rel_hm1", "h1_neuralop",
                                 "mse"),
             ("train", "loss_reduction"): ("mean", "sum"),
+            ("train", "loss_units"): ("data", "normalized"),
             ("train", "normalize"): ("both", "output", "none"),
             ("data", "windows"): ("first", "sliding")}
 

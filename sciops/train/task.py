@@ -71,10 +71,10 @@ def find_dataset(name_or_path: str) -> Path | None:
     return None
 
 
-def resolve_dataset(name_or_path: str) -> Path:
-    """:func:`find_dataset`, or an error naming the ``sciops generate`` command that makes it:
-    a dataset recipe NAME is generated into ``<data root>/NAME``, a path from the dataset
-    recipe named like its last component into that path."""
+def resolve_dataset(name_or_path: str, key: str = "data.dataset") -> Path:
+    """:func:`find_dataset`, or an error naming the recipe ``key`` and the ``sciops generate``
+    command that makes it: a dataset recipe NAME is generated into ``<data root>/NAME``, a
+    path from the dataset recipe named like its last component into that path."""
     path = find_dataset(name_or_path)
     if path is not None:
         return path
@@ -89,7 +89,7 @@ def resolve_dataset(name_or_path: str) -> Path:
                 f"`sciops list`), or point --data at an existing dataset")
     also = "" if out == data_root() / name_or_path else f" (also looked for " \
         f"{data_root() / name_or_path})"
-    raise SciopsError(f"data.dataset={name_or_path!r}: no such dataset{also}; {hint}")
+    raise SciopsError(f"{key}={name_or_path!r}: no such dataset{also}; {hint}")
 
 
 def kind_of(dims: Iterable[Sequence[str]]) -> str:
@@ -231,7 +231,7 @@ def test_sets(cfg: DataConfig, split: WindowedPairs) -> dict[str, WindowedPairs]
         return {"test_rel_l2": split}
     out = {}
     for name, data in cfg.test.items():
-        path = resolve_dataset(data)
+        path = resolve_dataset(data, f"data.test.{name}")
         n = len(open_samples(path, cfg.inputs[:1], aliases=cfg.variables))
         out[f"{name}_rel_l2"] = WindowedPairs(path, cfg, range(n))
     return out
@@ -306,11 +306,14 @@ class SupervisedTask:
         return self.y_norm.decode(model(self.x_norm.encode(x)))
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+        """``train.loss`` of the prediction in data units, or with ``train.loss_units =
+        "normalized"`` of the raw output against the standardized targets."""
         x, y = batch
+        normalized = self.cfg.train.loss_units == "normalized"
         with torch.autocast(x.device.type, dtype=torch.bfloat16,
                             enabled=self.cfg.train.amp == "bf16"):
-            pred = self.predict(model, x)
-        return self.loss_fn(pred.float(), y)
+            pred = model(self.x_norm.encode(x)) if normalized else self.predict(model, x)
+        return self.loss_fn(pred.float(), self.y_norm.encode(y) if normalized else y)
 
     @torch.no_grad()
     def scores(self, model: nn.Module, device: torch.device) -> dict[str, float]:
