@@ -24,8 +24,8 @@ def param(default: Any, doc: str, *, range: tuple[float | None, float | None] | 
     """A ``Params`` field with its documentation and validation rule.
 
     ``range=(lo, hi)``: inclusive bounds (None = unbounded); ``open_low`` makes ``lo``
-    exclusive. ``choices``: the allowed values. ``None`` is always allowed when it is the
-    default (it means "choose automatically").
+    exclusive. ``choices``: the allowed values. ``None`` is allowed when it is the default
+    (it means "choose automatically") or the field's type admits it (``int | None``).
     """
     meta = {"doc": doc, "range": range, "choices": choices, "open_low": open_low}
     return dataclasses.field(default=default, metadata=meta)
@@ -39,7 +39,8 @@ class Params:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None and f.default is None:
+            if value is None and (f.default is None or type(None) in
+                                  typing.get_args(hints[f.name])):
                 continue
             _check_type(type(self).__name__, f.name, value, hints[f.name])
             choices = f.metadata.get("choices")

@@ -225,3 +225,17 @@ def test_broken_entry_point_is_skipped_with_one_warning(monkeypatch, capsys):
     assert base._REGISTRY["good-test"] == "GoodClass" and "broken-test" not in base._REGISTRY
     assert capsys.readouterr().err == ("sciops: warning: skipped PDE plug-in broken-test = "
                                        "pkg:Cls: ImportError: no module named x\n")
+
+
+def test_none_is_allowed_where_the_type_admits_it_and_refused_elsewhere():
+    @dataclass(frozen=True)
+    class P(Params):
+        skip: str | None = param("linear", "a choice that may be switched off",
+                                 choices=("linear", "soft"))
+        width: int = param(3, "a count", range=(1, None))
+
+    assert P(skip=None).skip is None and P.from_mapping({"skip": "none"}).skip is None
+    with pytest.raises(ValueError, match="width=None: expected int"):
+        P(width=None)
+    with pytest.raises(ValueError, match="skip='hard' is not allowed"):
+        P(skip="hard")
