@@ -66,8 +66,10 @@ def test_every_model_but_pinn_has_a_training_recipe_on_a_builtin_dataset():
     covered = {}
     for name, path in known_recipes("solvers").items():
         raw = tomllib.loads(path.read_text())
-        assert raw["data"]["dataset"] in datasets, name
         assert re.search(r"\([A-Z][^()]* 20\d\d\b", raw["description"]), name  # cites a source
+        if Path(raw["data"]["dataset"]).suffix:  # a peer's file (benchmark reproductions)
+            continue
+        assert raw["data"]["dataset"] in datasets, name
         covered.setdefault(raw["model"]["name"], name)
     assert set(models.available()) - set(covered) == {"pinn"}
 
