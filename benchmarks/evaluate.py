@@ -35,9 +35,9 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, peak_rss_mib, timed, write_json  # noqa: E402
 
-from sciops import spectral  # noqa: E402
+from sciops import random_fields, rom  # noqa: E402
 from sciops.data.store import ShardWriter, open_dataset  # noqa: E402
-from sciops.evaluate import metrics, rom  # noqa: E402
+from sciops.evaluate import metrics  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "evaluate.json"
 
@@ -50,8 +50,8 @@ def _fields(samples: int, steps: int, n: int, seed: int) -> tuple[np.ndarray, np
     pred = np.empty_like(target)
     for s in range(0, samples, 20):
         b = min(20, samples - s)
-        y = spectral.grf(b * steps, (n, n), (1.0, 1.0), generator=g).reshape(b, steps, n, n)
-        e = spectral.grf(b * steps, (n, n), (1.0, 1.0), generator=g).reshape(b, steps, n, n)
+        y = random_fields.grf(b * steps, (n, n), (1.0, 1.0), generator=g).reshape(b, steps, n, n)
+        e = random_fields.grf(b * steps, (n, n), (1.0, 1.0), generator=g).reshape(b, steps, n, n)
         target[s:s + b] = y.numpy()
         pred[s:s + b] = (y + 0.1 * e).numpy()
     return pred, target

@@ -4,7 +4,7 @@ Peer: neuraloperator's ``FNO`` / ``TFNO`` and ``SpectralConv`` as shipped (the i
 ``neuraloperator`` package; nothing to copy into ``third_party/``). Ours:
 ``sciops.models.fno.FNO`` built from the peer model with ``FNO.from_neuralop`` (the same
 weights, the same function: the first losses are recorded to show it) and
-``sciops.spectral.SpectralConv.from_neuralop`` for the layer alone.
+``sciops.models.spectral_conv.SpectralConv.from_neuralop`` for the layer alone.
 
 Cases (width 32, 4 layers, 1 input and 1 output channel, float32):
 
@@ -54,7 +54,7 @@ from neuralop.models import FNO as PeerFNO
 from neuralop.models import TFNO as PeerTFNO
 
 from sciops.models.fno import FNO
-from sciops.spectral import SpectralConv
+from sciops.models.spectral_conv import SpectralConv
 
 WIDTH, LAYERS = 32, 4
 CASES = {"2d": {"space": (64, 64), "n_modes": (16, 16), "batch": 16},

@@ -5,8 +5,8 @@ Decaying isotropic turbulence of the ``les3d-hit-32`` recipe (Smagorinsky LES, C
 the same LES initial field of each test sample:
 
 * ``les``: the LES solver (:meth:`LES3D.solve`);
-* ``lesnets``: the registry's 3D ``fno`` trained by :class:`sciops.train.pino.PinoTask` with
-  the LES residual only (no solved data; inputs are random fields followed by the model's
+* ``lesnets``: the registry's 3D ``fno`` trained by :class:`sciops.train.pino.RolloutTask`
+  with the LES residual only (no solved data; inputs are random fields followed by the model's
   own predictions), K = 4 frames of dt = 0.1 per call, rolled out by feeding back the last;
 * ``data_fno``: the same architecture, steps and optimizer trained on the label loss only,
   on windows of LES solver trajectories from random initial fields.
@@ -51,14 +51,7 @@ from sciops import pdes, spectral  # noqa: E402
 from sciops.data.recipes import load_recipe  # noqa: E402
 from sciops.pdes import les3d  # noqa: E402
 from sciops.train.config import RunConfig, TrainConfig  # noqa: E402
-from sciops.train.pino import (  # noqa: E402
-    PinoConfig,
-    PinoTask,
-    les_operators,
-    seeded_fields,
-    solver_trajectories,
-    stream_seed,
-)
+from sciops.train.pino import RolloutConfig, RolloutTask, stream_seed  # noqa: E402
 from sciops.train.trainer import Trainer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,6 +66,21 @@ def _cpu(fn):
     return out, cpu
 
 
+def solve(params: les3d.LES3DParams, u0: Tensor, t_final: float, n_records: int) -> Tensor:
+    """LES solver velocities ``(B, n_records + 1, 3, n, n, n)`` on ``[0, t_final]`` from ``u0``
+    (B, 3, n, n, n)."""
+    q = params.replace(t_final=t_final, n_records=n_records, store_fdns=False)
+    out = LES.solve(q, {"u0": u0})
+    return torch.stack([out[c] for c in "uvw"], dim=2)
+
+
+def initial(params: les3d.LES3DParams, seeds: list[int]) -> Tensor:
+    """The LES initial fields ``(len(seeds), 3, m, m, m)`` (``m = input_resolution``) drawn
+    from each seed, as the PINO task draws them."""
+    return torch.cat([LES.sample_inputs(params, 1, torch.Generator().manual_seed(s))["u0"]
+                      for s in seeds])
+
+
 def references(params: les3d.LES3DParams, args: argparse.Namespace) -> dict[str, Any]:
     """Initial fields, LES solver runs (timed) and fDNS of the test samples, cached."""
     path = Path(args.work) / f"reference-{args.seed}-{args.n_test}-{args.dns_resolution}.pt"
@@ -85,32 +93,31 @@ def references(params: les3d.LES3DParams, args: argparse.Namespace) -> dict[str,
     if args.dns_resolution:
         p = params.replace(store_fdns=True, dns_resolution=args.dns_resolution,
                            n_records=n_records)
-        run, cpu = _cpu(lambda: LES.solve(p, {"u0": seeded_fields(p, seeds)}))
+        run, cpu = _cpu(lambda: LES.solve(p, {"u0": initial(p, seeds)}))
         out["fdns"] = torch.stack([run[f"{c}_fdns"] for c in "uvw"], 2)
         out["energy_dns"], out["dissipation_dns"] = run["energy_dns"], run["dissipation_dns"]
         out["fdns_cpu_s"] = cpu
         u0 = torch.stack([run[c][:, 0] for c in "uvw"], 1)  # the LES's filtered start
     else:
-        u0 = seeded_fields(les, seeds)
-    out["les"], out["les_cpu_s"] = _cpu(lambda: solver_trajectories(les, u0, les.t_final,
-                                                                     n_records))
+        u0 = initial(les, seeds)
+    out["les"], out["les_cpu_s"] = _cpu(lambda: solve(les, u0, les.t_final, n_records))
     out["u0"] = out["les"][:, 0]
     torch.save(out, path)
     return out
 
 
-def train(name: str, params: les3d.LES3DParams, options: PinoConfig,
-          args: argparse.Namespace) -> tuple[torch.nn.Module, PinoTask, dict[str, Any]]:
+def train(name: str, params: les3d.LES3DParams, options: RolloutConfig,
+          args: argparse.Namespace) -> tuple[torch.nn.Module, RolloutTask, dict[str, Any]]:
     """Train (or reload) one FNO; returns it, its task and the training summary."""
     model = {"name": "fno", "n_modes": [args.modes] * 3, "hidden_channels": args.hidden,
              "n_layers": args.layers, "positional_embedding": None}
-    task, setup_cpu = _cpu(lambda: PinoTask(params, options))
+    task, setup_cpu = _cpu(lambda: RolloutTask(LES, params, options))
     steps_per_epoch = len(task.train_set)  # batch size 1
     epochs = max(1, round(args.steps / steps_per_epoch))
     cfg = RunConfig(name=name, model=model, train=TrainConfig(
         epochs=epochs, batch_size=1, lr=args.lr, weight_decay=0.0, scheduler="cosine",
         seed=args.seed, eval_every=epochs))
-    key = json.dumps([model, options.__dict__, args.steps, args.lr, args.seed], sort_keys=True)
+    key = json.dumps([model, options.to_dict(), args.steps, args.lr, args.seed], sort_keys=True)
     run_dir = Path(args.work) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     trainer = Trainer(cfg, run_dir, task=task, progress=False)
     summary_path = run_dir / "summary.json"
@@ -120,13 +127,13 @@ def train(name: str, params: les3d.LES3DParams, options: PinoConfig,
                    "train_cpu_s": round(cpu, 2), "final_train_loss": last.get("train_loss"),
                    "test_rel_l2_k_frames": last.get("test_rel_l2"),
                    "parameters": sum(p.numel() for p in trainer.model.parameters()),
-                   "model": model, "options": options.__dict__}
+                   "model": model, "options": options.to_dict()}
         summary_path.write_text(json.dumps(summary, indent=1))
     trainer.model.eval()
     return trainer.model, task, json.loads(summary_path.read_text())
 
 
-def rollout(task: PinoTask, model: torch.nn.Module, u0: Tensor, n_records: int
+def rollout(task: RolloutTask, model: torch.nn.Module, u0: Tensor, n_records: int
             ) -> tuple[Tensor, float]:
     """Batch-1 rollouts from each ``u0`` (N, 3, n, n, n): frames (N, n_records + 1, ...) and
     CPU seconds per record per sample."""
@@ -142,7 +149,8 @@ def rollout(task: PinoTask, model: torch.nn.Module, u0: Tensor, n_records: int
 def diagnostics(params: les3d.LES3DParams, frames: Tensor) -> dict[str, np.ndarray]:
     """Sample-mean energy, LES dissipation (T,) and shell spectrum (T, shells) of frames
     (N, T, 3, n, n, n), as the les3d solver computes them."""
-    ops = les_operators(params, frames.device)
+    ops = LES.operators(params, params.resolution, params.mode == "les", frames.device,
+                        frames.dtype)
     diag = les3d.diagnostics(ops, spectral.rfft(frames.flatten(0, 1), 3))
     return {k: v.view(*frames.shape[:2], *v.shape[1:]).mean(0).numpy().astype(float)
             for k, v in diag.items()}
@@ -216,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     n_records = len(t) - 1
 
     ref = references(params, args)
-    physics = PinoConfig(dt=args.dt, n_train=args.pool, n_test=1, t_max=params.t_final,
+    physics = RolloutConfig(dt=args.dt, n_train=args.pool, n_test=1, t_max=params.t_final,
                          seed=args.seed)
-    data = PinoConfig(dt=args.dt, physics_weight=0.0, data_weight=1.0, inputs="solver",
+    data = RolloutConfig(dt=args.dt, physics_weight=0.0, data_weight=1.0, inputs="solver",
                       n_train=args.train_trajectories, n_test=1, t_max=params.t_final,
                       seed=args.seed)
     res: dict[str, Any] = {

@@ -35,8 +35,9 @@ from _common import write_json
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "mutation.json"
 
-# module -> its targeted tests: its own test files (spectral.py also holds the FNO spectral
-# convolution, tested in test_spectral_conv.py), plus the residual tests of the PDE modules
+# module -> its targeted tests: its own test files (spectral.py also holds the truncated
+# transforms of the FNO spectral convolution, tested in test_spectral_conv.py), plus the
+# residual tests of the PDE modules
 _SEMILINEAR_TESTS = ["tests/test_semilinear.py", "tests/test_catalog_1d.py",
                      "tests/test_catalog_2d.py", "tests/test_residuals.py"]
 MODULES: dict[str, list[str]] = {

@@ -57,14 +57,9 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, peak_rss_mib, timed, write_json  # noqa: E402
 
-from sciops import autodiff, pdes  # noqa: E402
-from sciops.models.gp_kron import (  # noqa: E402
-    AXES,
-    KroneckerGPSolver,
-    allen_cahn,
-    poisson,
-    spectral_mixture,
-)
+from sciops import pdes  # noqa: E402
+from sciops.derivatives import AXES  # noqa: E402
+from sciops.models.gp_kron import KroneckerGPSolver, spectral_mixture  # noqa: E402
 from sciops.pdes.base import Domain, PointSample, dirichlet  # noqa: E402
 from sciops.train.physics import PinnConfig, Problem, train_pinn  # noqa: E402
 
@@ -97,6 +92,12 @@ class Case:
     source: str  # where the case comes from
     high_frequency: bool
     grid_source: Tensor | None = None  # f on the collocation grid, when given as data
+
+    @property
+    def pde(self) -> str:
+        """The registered PDE whose single definition every solver here uses."""
+        d = len(self.shape)
+        return f"poisson{d}d" if self.equation == "poisson" else f"allencahn-steady{d}d"
 
     def f(self, xp: Any, *x: Any) -> Any:
         if self.equation == "poisson":
@@ -197,9 +198,15 @@ def _exact_on_eval_grid(case: Case) -> tuple[list[Tensor], Tensor]:
 # ----------------------------------------------------------------------------- GP
 
 
+def gp_residual(name: str) -> Callable[[Tensor, Any, Tensor], Tensor]:
+    """``operator(u, d, p) - f`` of the registered steady PDE ``name`` (default parameters)."""
+    pde = pdes.get(name)
+    params = pde.make_params()
+    return lambda u, d, f: pde.operator(u, d, params) - f
+
+
 def run_gp(case: Case) -> dict[str, Any]:
-    eq = (poisson if case.equation == "poisson" else allen_cahn)(len(case.shape))
-    solver = KroneckerGPSolver(eq, case.domain, case.shape)
+    solver = KroneckerGPSolver(gp_residual(case.pde), case.domain, case.shape)
     source = case.grid_source if case.grid_source is not None else \
         (lambda *x: case.f(torch, *x))
     _, wall, cpu = timed(lambda: solver.fit(source, lambda *x: case.u(torch, *x),
@@ -233,15 +240,10 @@ def case_problem(case: Case) -> Problem:
 
     sample = PointSample(lambda c: {"f": case.f(torch, *cols(c)), "g": case.u(torch, *cols(c))},
                          lambda c: {"u": case.u(torch, *cols(c))})
-    if case.equation == "poisson":
-        pde = pdes.get("poisson2d")  # its autograd backend: -Laplacian over the given axes
-        params = pde.make_params()
-        residual = lambda f, c: pde.residual(f, c, params)  # noqa: E731
-    else:
-        def residual(f, c):
-            u = f["u"]
-            return autodiff.laplacian(u, cols(c)) + u * (u * u - 1) - f["f"]
-    return Problem(residual, Domain(box, ("u",), conditions=sides), sample)
+    pde = pdes.get(case.pde)  # its autograd residual, from the same operator as the GP's
+    params = pde.make_params()
+    return Problem(lambda f, c: pde.residual(f, c, params), Domain(box, ("u",), conditions=sides),
+                   sample)
 
 
 def run_pinn_sciops(case: Case, fourier: bool = False) -> dict[str, Any]:
@@ -318,7 +320,7 @@ def run_pinn_deepxde(case: Case) -> dict[str, Any]:
 
 def _scaling_problem(n: int) -> tuple[KroneckerGPSolver, Tensor, Tensor]:
     u, lap = _sum_2d(SIN6COS20)
-    solver = KroneckerGPSolver(poisson(2), ((0.0, TWO_PI),) * 2, (n, n))
+    solver = KroneckerGPSolver(gp_residual("poisson2d"), ((0.0, TWO_PI),) * 2, (n, n))
     f = solver.grid_values(lambda x, y: -lap(torch, x, y))
     g = solver.grid_values(lambda x, y: u(torch, x, y))
     return solver, f, g

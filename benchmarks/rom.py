@@ -12,7 +12,7 @@ Two datasets are generated (cached in ``benchmarks/.data/``, git-ignored):
 
 For each: :func:`sciops.evaluate.rom_study.rom_study` (k = 8 clusters, ranks 1..10; its
 ``rom.png`` and ``report.md`` are kept in ``benchmarks/results/rom/``) and, on Darcy where
-an input field exists, :func:`sciops.evaluate.rom.efficiency_estimate` with the coefficient
+an input field exists, :func:`sciops.rom.efficiency_estimate` with the coefficient
 ``a`` as classifier input (misassignment rate and classified local error reported beside
 the oracle). Writes ``benchmarks/results/rom.json`` with times and peak RSS.
 """
@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, peak_rss_mib, timed, write_json  # noqa: E402
 
+from sciops import rom  # noqa: E402
 from sciops.data import generate, load_recipe  # noqa: E402
-from sciops.evaluate import rom  # noqa: E402
 from sciops.evaluate.rom_study import load_snapshots, rom_study  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -259,13 +259,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from sciops.train.physics import solve_instance
+    from sciops.train.problems import load_problem
 
-    summary = solve_instance(args.pde, _overrides(args.set), args.method, Path(args.out),
-                             seed=args.seed, options=_overrides(args.option),
-                             device=args.device, progress=not args.quiet, exact=args.exact,
-                             eval_points=args.eval_points)
+    pde, sets, options = args.pde, _overrides(args.set), _overrides(args.option)
+    exact, eval_points = args.exact, args.eval_points
+    if args.recipe:  # the command line wins over the recipe
+        r = load_problem(args.recipe)
+        if pde not in (None, r.pde):
+            raise SciopsError(f"--recipe {args.recipe} is a {r.pde} problem, not {pde}")
+        pde, sets, options = r.pde, {**r.params, **sets}, {**r.options.get(args.method, {}),
+                                                           **options}
+        exact, eval_points = exact or r.exact, eval_points or r.eval_points
+    elif pde is None:
+        raise SciopsError("name a PDE (`sciops list pdes`) or a problem --recipe")
+    summary = solve_instance(pde, sets, args.method, Path(args.out), seed=args.seed,
+                             options=options, device=args.device, progress=not args.quiet,
+                             exact=exact, eval_points=eval_points)
     errors = ", ".join(f"{k} {v:.3g}" for k, v in summary["rel_l2"].items()) or "n/a"
-    print(f"{args.pde} by {args.method} in {summary['wall_s']:.1f} s; rel. L2 vs the "
+    print(f"{pde} by {args.method} in {summary['wall_s']:.1f} s; rel. L2 vs the "
           f"{summary['reference']}: {errors}; wrote {', '.join(summary['files'])} to {args.out}")
     return 0
 
@@ -438,7 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("solve", help="solve one PDE instance with a physics-informed solver")
-    s.add_argument("pde", help="PDE name; `sciops list pdes` shows the methods each supports")
+    s.add_argument("pde", nargs="?", help="PDE name; `sciops list pdes` shows the methods "
+                   "each supports")
+    s.add_argument("--recipe", metavar="NAME", help="a named problem (sciops/recipes/problems/, "
+                   "e.g. gp-hm-poisson1d-sin100) or TOML path: PDE, parameters, --exact and "
+                   "per-method options; the command line wins")
     s.add_argument("--method", default="pinn", choices=("pinn", "gp-kron"),
                    help="physics-informed network or Kronecker Gaussian process (default: "
                    "pinn); which PDE supports which: `sciops list pdes`")

@@ -1,7 +1,7 @@
 """Derivative providers: the one vocabulary in which PDE definitions write their terms.
 
 A PDE's linear and nonlinear parts are functions ``(fields, d, params) -> fields`` where
-``d`` is a provider. The same functions run under three providers, which gives the three
+``d`` is a provider. The same functions run under four providers, which gives the four
 uses of one definition:
 
 * :class:`Symbols` — fields are Fourier coefficients and ``d`` multiplies by the symbol
@@ -10,7 +10,10 @@ uses of one definition:
 * :class:`Spectral` — fields are grid values on a periodic box and ``d`` differentiates by
   FFT: the nonlinear part of the steppers and the grid (PINO) residual;
 * :class:`Pointwise` — fields are point values of functions of coordinates that require
-  grad and ``d`` differentiates by autograd: the PINN residual.
+  grad and ``d`` differentiates by autograd: the PINN residual;
+* :class:`sciops.models.gp_kron.KernelDerivatives` (defined there: this module imports no
+  model) — fields are values on a uniform tensor grid and ``d`` applies a Gaussian process's
+  kernel derivative operators: the residual the Kronecker GP solver collocates.
 
 Spatial axes are named ``x, y, z`` in order and are the trailing axes of grid fields.
 :func:`time_derivative` is the finite-difference time derivative of recorded fields.

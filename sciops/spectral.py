@@ -1,5 +1,8 @@
 """Spectral kernels on periodic boxes, shared by the generators and the models.
 
+Pure calculus on tensors: this module imports only torch (no ``torch.nn``); the Fourier
+layer built on its truncated transforms is :class:`sciops.models.spectral_conv.SpectralConv`.
+
 Conventions
 -----------
 * A field has shape ``(*batch, n_1, ..., n_d)``: the last ``d`` axes are space, where
@@ -17,13 +20,12 @@ any device; set-up (wavenumbers, masks) is cached per (shape, lengths, dtype, de
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 __all__ = [
     "grid",
@@ -37,13 +39,19 @@ __all__ = [
     "laplacian",
     "inverse_laplacian",
     "leray_projection",
-    "grf",
-    "grf_spectrum",
+    "sine_basis",
+    "synthesize",
+    "sine_series_at",
+    "mode_numbers_squared",
+    "odd_extension",
+    "even_extension",
     "interpolate",
     "truncated_rfftn",
     "truncated_irfftn",
     "fourier_resample",
-    "SpectralConv",
+    "NORMS",
+    "check_norm",
+    "dft_scale",
 ]
 
 
@@ -205,61 +213,66 @@ def leray_projection(u_hat: Sequence[Tensor], ks: Sequence[Tensor]) -> tuple[Ten
     return tuple(c - k * kdotu for k, c in zip(ks, u_hat))
 
 
-def grf_spectrum(
-    shape: tuple[int, ...],
-    lengths: tuple[float, ...],
-    alpha: float,
-    tau: float,
-    sigma: float | None = None,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
-) -> Tensor:
-    """Target variance ``E|c_k|²`` of each Fourier coefficient of :func:`grf`.
+# --------------------------------------------------------------------------------------
+# Sine series on the unit square (zero Dirichlet problems)
+# --------------------------------------------------------------------------------------
+#
+# Vertex grid ``x_j = j / (n - 1)``, ``j = 0..n-1``, arrays indexed ``[x, y]``. Reflecting a
+# field oddly about every side makes it periodic on ``[0, 2)²`` with its sine series as its
+# Fourier series, so the periodic kernels above act in the sine basis.
 
-    ``sigma² (|k|² + tau²)^(-alpha)`` on the rfftn layout, with the mean mode set to zero.
-    ``sigma`` defaults to ``tau^(alpha - d/2)`` (the FNO data convention).
+
+def sine_basis(resolution: int, modes: int, device: torch.device | str = "cpu") -> Tensor:
+    """``S[j, k] = sin(pi (k+1) x_j)`` on ``x_j = j/(resolution-1)``: (resolution, modes)."""
+    x = torch.linspace(0.0, 1.0, resolution, dtype=torch.float64, device=device)
+    k = torch.arange(1, modes + 1, dtype=torch.float64, device=device)
+    return torch.sin(math.pi * x[:, None] * k[None, :])
+
+
+def synthesize(coeffs: Tensor, basis: Tensor) -> Tensor:
+    """Evaluate ``sum_kl coeffs[..., k, l] basis[x, k] basis[y, l]``: (..., n, n).
+
+    Real part taken for complex bases (Fourier series of real fields).
     """
-    d = len(shape)
-    if sigma is None:
-        sigma = tau ** (alpha - d / 2.0)
-    k2 = wavenumber_magnitude(shape, lengths, dtype, device)
-    var = sigma**2 * (k2 + tau**2) ** (-alpha)
-    var = var.clone()
-    var.reshape(-1)[0] = 0.0
-    return var
+    out = basis @ coeffs.to(basis.dtype) @ basis.transpose(0, 1)
+    return out.real if out.is_complex() else out
 
 
-def grf(
-    n: int,
-    shape: Sequence[int],
-    lengths: Sequence[float],
-    alpha: float = 2.5,
-    tau: float = 7.0,
-    sigma: float | None = None,
-    *,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
-) -> Tensor:
-    """Samples of the Gaussian random field ``N(0, sigma² (-Laplacian + tau² I)^(-alpha))``.
+def sine_series_at(coeffs: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """``sum_kl coeffs[k-1, l-1] sin(pi k x) sin(pi l y)`` at points ``x``, ``y`` (N,): (N,).
 
-    Periodic box, zero mean mode. Returns ``(n, *shape)``. Written as
-    ``u(x) = sum_k c_k exp(i k.x)`` with Hermitian ``c_k``: each ``c_k`` (k != 0) has
-    ``E|c_k|² = sigma² (|k|² + tau²)^(-alpha)`` (see :func:`grf_spectrum`).
-
-    Randomness is drawn on the CPU from ``generator`` and moved to ``device``, so a seed
-    gives the same field on every device. The draw is a real white-noise field, filtered
-    in Fourier space: this keeps the Hermitian symmetry (including Nyquist lines) exact.
+    ``coeffs`` (K, L); the result is in the dtype of ``x`` and differentiable in ``x``, ``y``.
     """
-    shape = tuple(int(s) for s in shape)
-    L = _lengths(lengths, len(shape))
-    npts = math.prod(shape)
-    white = torch.randn((n, *shape), generator=generator, dtype=torch.float64)
-    # rfftn of unit white noise has E|w_k|² = npts, so scale by sqrt(var / npts) * npts.
-    var = grf_spectrum(shape, L, alpha, tau, sigma)
-    field_hat = rfft(white, len(shape)) * torch.sqrt(var * npts)
-    field = irfft(field_hat, shape)
-    return field.to(dtype=dtype, device=device)
+    c = coeffs.to(dtype=x.dtype, device=x.device)
+    k = torch.arange(1, c.shape[0] + 1, dtype=x.dtype, device=x.device)
+    l = torch.arange(1, c.shape[1] + 1, dtype=x.dtype, device=x.device)
+    return ((torch.sin(math.pi * x[:, None] * k) @ c) * torch.sin(math.pi * y[:, None] * l)).sum(-1)
+
+
+def mode_numbers_squared(modes: int, device: torch.device | str = "cpu") -> Tensor:
+    """``k² + l²`` for sine modes ``k, l = 1..modes``: (modes, modes) float64."""
+    k = torch.arange(1, modes + 1, dtype=torch.float64, device=device)
+    return k[:, None] ** 2 + k[None, :] ** 2
+
+
+def _reflect(u: Tensor, dim: int, sign: float) -> Tensor:
+    inner = u.narrow(dim, 1, u.shape[dim] - 2).flip(dim)
+    return torch.cat((u, sign * inner), dim=dim)
+
+
+def odd_extension(u: Tensor) -> Tensor:
+    """Odd reflection of (..., n, n) about every side of ``[0,1]²``: (..., 2n-2, 2n-2).
+
+    A field vanishing on the boundary becomes a continuous periodic field on ``[0,2)²``
+    whose Fourier series is its sine series, so the derivatives here act in the sine
+    basis; restrict back with ``[..., :n, :n]``.
+    """
+    return _reflect(_reflect(u, -2, -1.0), -1, -1.0)
+
+
+def even_extension(c: Tensor) -> Tensor:
+    """Even reflection of (..., n, n) about every side: (..., 2n-2, 2n-2) (coefficients)."""
+    return _reflect(_reflect(c, -2, 1.0), -1, 1.0)
 
 
 def interpolate(u: Tensor, lengths: Sequence[float], points: Sequence[Tensor],
@@ -293,7 +306,7 @@ def interpolate(u: Tensor, lengths: Sequence[float], points: Sequence[Tensor],
 
 
 # --------------------------------------------------------------------------------------
-# Spectral convolution (the Fourier layer of FNO-type models)
+# Truncated transforms (used by the Fourier layer of FNO-type models, sciops.models)
 # --------------------------------------------------------------------------------------
 #
 # Layout of kept modes. A "mode block" holds the Fourier coefficients a layer keeps, with
@@ -309,15 +322,16 @@ def interpolate(u: Tensor, lengths: Sequence[float], points: Sequence[Tensor],
 # The matmul wins while m <= 4 log2(n): measured on CPU for n = 32..512 (float32), where it
 # is up to 3x faster than rfft + slice and irfft + zero-pad for typical FNO mode counts.
 
-_NORMS = ("forward", "backward", "ortho")
+NORMS = ("forward", "backward", "ortho")
 
 
-def _check_norm(norm: str) -> None:
-    if norm not in _NORMS:
-        raise ValueError(f"norm: expected one of {_NORMS}, got {norm!r}")
+def check_norm(norm: str) -> None:
+    """``ValueError`` unless ``norm`` is one of torch.fft's conventions (:data:`NORMS`)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
 
 
-def _scale(n: int, norm: str, inverse: bool) -> float:
+def dft_scale(n: int, norm: str, inverse: bool) -> float:
     """Per-axis factor of a length-``n`` transform under torch.fft's ``norm`` convention."""
     if norm == "ortho":
         return n**-0.5
@@ -345,7 +359,7 @@ def _rdft_matrix(n: int, m: int, norm: str, inverse: bool, dtype: torch.dtype,
     k = torch.arange(m, dtype=torch.float64)
     j = torch.arange(n, dtype=torch.float64)
     theta = (2 * math.pi / n) * torch.outer(k, j)  # (m, n)
-    s = _scale(n, norm, inverse)
+    s = dft_scale(n, norm, inverse)
     if inverse:
         w = torch.where((k == 0) | (2 * k == n), 1.0, 2.0)[:, None] * s
         mat = torch.stack((w * torch.cos(theta), -w * torch.sin(theta)), dim=1).reshape(2 * m, n)
@@ -360,7 +374,7 @@ def _dft_matrix(n: int, m: int, norm: str, inverse: bool, dtype: torch.dtype,
                 device: torch.device) -> Tensor:
     """Complex DFT onto the ``m`` centred frequencies: ``(m, n)``, or ``(n, m)`` if inverse."""
     theta = (2 * math.pi / n) * torch.outer(_centred(m), torch.arange(n, dtype=torch.float64))
-    s = _scale(n, norm, inverse)
+    s = dft_scale(n, norm, inverse)
     mat = torch.polar(torch.full_like(theta, s), theta if inverse else -theta)
     return (mat.T if inverse else mat).contiguous().to(dtype=dtype, device=device)
 
@@ -398,7 +412,7 @@ def truncated_rfftn(x: Tensor, modes: Sequence[int], norm: str = "forward", *,
     of ``rfftn(x, norm=norm)`` over the spatial axes, at the centred frequencies of axes
     ``1..d-1`` and ``0..m_d-1`` of the last. ``modes[i] <= n_i``, ``modes[-1] <= n_d // 2 + 1``.
     """
-    _check_norm(norm)
+    check_norm(norm)
     d = len(modes)
     lead, shape, trail = _split_axes(x, d, trailing)
     _check_modes(modes, shape)
@@ -439,7 +453,7 @@ def truncated_irfftn(u: Tensor, shape: Sequence[int], norm: str = "forward", *,
     resampling) as long as it holds the kept modes. ``add`` (the output's shape) is added to
     the result inside the last matmul: one kernel and no intermediate tensor.
     """
-    _check_norm(norm)
+    check_norm(norm)
     d = len(shape)
     modes, rest = tuple(u.shape[:d]), tuple(u.shape[d:])
     if trailing < 0 or trailing > len(rest):
@@ -488,241 +502,3 @@ def fourier_resample(x: Tensor, shape: Sequence[int]) -> Tensor:
     common = [min(a, b) for a, b in zip(x.shape[-d:], shape)]
     modes = [c - (1 - c % 2) for c in common[:-1]] + [(common[-1] - 1) // 2 + 1]
     return truncated_irfftn(truncated_rfftn(x, modes), shape)
-
-
-_KINDS = ("dense", "cp", "tucker", "tt")
-_LETTERS = "abcdefgh"  # mode axes of weights
-_RANKS = "pqrstuvwxyz"  # rank axes of their factors
-
-
-def _kind(w) -> str:
-    """'dense', 'cp', 'tucker' or 'tt' for a tltorch (complex) factorized tensor."""
-    return type(w).__name__.lower().removeprefix("complex").removesuffix("tensor")
-
-
-def _modes_first(w, keep: tuple[slice, ...], channels: str) -> Tensor:
-    """Kept part of a tltorch (complex) weight, reconstructed with the mode axes first.
-
-    ``w`` has axes ``(channels..., m_1..m_d)`` (neuraloperator's layout); ``keep`` slices
-    each axis; ``channels`` orders the channel axes of the result: ``"io"``, or ``"c"`` if
-    separable. Returns ``(m_1..m_d, *channels)``, contiguous, from one einsum over the
-    sliced factors, so only the kept entries are ever formed.
-    """
-    kind = _kind(w)
-    axes = ("io" if len(channels) == 2 else "c") + _LETTERS[:len(keep) - len(channels)]
-    eq_out = axes[len(channels):] + channels
-    if kind == "dense":
-        return torch.einsum(f"{axes}->{eq_out}", w.tensor[keep]).contiguous()
-    if kind == "cp":
-        factors = [f[k] for f, k in zip(w.factors, keep)]
-        eq = "Z," + ",".join(a + "Z" for a in axes)
-        return torch.einsum(f"{eq}->{eq_out}", w.weights, *factors).contiguous()
-    if kind == "tucker":
-        ranks = _RANKS[:len(axes)]
-        factors = [f[k] for f, k in zip(w.factors, keep)]
-        eq = ranks + "," + ",".join(a + r for a, r in zip(axes, ranks))
-        return torch.einsum(f"{eq}->{eq_out}", w.core, *factors).contiguous()
-    if kind == "tt":
-        ranks = _RANKS[:len(axes) + 1]
-        cores = [f[:, k] for f, k in zip(w.factors, keep)]
-        # The boundary TT ranks are 1, so summing over them only drops the axes.
-        eq = ",".join(ranks[i] + a + ranks[i + 1] for i, a in enumerate(axes))
-        return torch.einsum(f"{eq}->{eq_out}", *cores).contiguous()
-    raise ValueError(f"factorization: unsupported weight type {type(w).__name__}")
-
-
-def _mix(z: Tensor, w, keep: tuple[slice, ...], separable: bool) -> Tensor:
-    """Mode block ``(M, b, in)`` times the kept weight: ``(M, b, out)``, one product per mode.
-
-    Tucker weights are contracted through their core (``z U_in``, then per mode the
-    ``(r_in, r_out)`` core slice, then ``U_out``), which measured ~1.5x faster than forming
-    the ``(M, in, out)`` weight; the other kinds are reconstructed once per call, which
-    measured as fast as or faster than neuraloperator's factor-by-factor contraction.
-    """
-    # Weights follow the data's precision (Module.double() leaves complex parameters alone).
-    n_modes, dtype = z.shape[0], z.dtype
-    if separable:
-        return z * _modes_first(w, keep, "c").to(dtype).reshape(n_modes, 1, -1)
-    if _kind(w) != "tucker":
-        weight = _modes_first(w, keep, "io").to(dtype).reshape(n_modes, z.shape[-1], -1)
-        return torch.bmm(z, weight)
-    u_in, u_out, *u_modes = (f[k].to(dtype) for f, k in zip(w.factors, keep))
-    d = len(u_modes)
-    ranks, axes = _RANKS[:d], _LETTERS[:d]
-    eq = f"PQ{ranks}," + ",".join(a + r for a, r in zip(axes, ranks)) + f"->{axes}PQ"
-    core = torch.einsum(eq, w.core.to(dtype), *u_modes).reshape(n_modes, *w.core.shape[:2])
-    return torch.bmm(z @ u_in, core) @ u_out.T
-
-
-def _scaling(factor: float | Sequence[float] | None, d: int) -> tuple[float, ...] | None:
-    if factor is None:
-        return None
-    out = (float(factor),) * d if isinstance(factor, (int, float)) else tuple(map(float, factor))
-    if len(out) != d or any(f <= 0 for f in out):
-        raise ValueError(f"resolution_scaling_factor: expected a positive number or {d} of them, "
-                         f"got {factor}")
-    return out
-
-
-class SpectralConv(nn.Module):
-    """Fourier layer ``x -> irfftn(W . rfftn(x)[kept modes]) + b``, drop-in for neuraloperator.
-
-    Shapes: ``(batch, in_channels, n_1..n_d) -> (batch, out_channels, *output_shape)``, d = 1..3
-    (any d works). The constructor takes the arguments neuraloperator's ``FNOBlocks`` passes
-    to its ``conv_module`` with the same meaning and defaults, so
-    ``neuralop.models.FNO(..., conv_module=SpectralConv)`` works, and the parameters
-    (``weight``: a tltorch ``FactorizedTensor`` of shape ``(in, out, *max_n_modes)``, or
-    ``(channels, *max_n_modes)`` if separable; ``bias``: ``(out, 1, ..)``) have the same
-    names, shapes and index -> frequency map as neuraloperator's ``SpectralConv``: a state
-    dict of one loads into the other and computes the same function.
-
-    Mode ordering: along the last axis weight index ``i`` is frequency ``i``; along the
-    others, after keeping ``m`` of ``max_m`` entries (slice ``[(max_m - m)//2 :][:m]``, as
-    neuraloperator does), index ``i`` is frequency ``i - m//2``. neuraloperator obtains that
-    order with fftshift; here the DFT emits it directly (see the section comment above).
-
-    ``n_modes``: modes per axis; as in neuraloperator the last axis keeps ``n//2 + 1`` rfft
-    bins. ``factorization``: None (dense), 'cp', 'tucker' or 'tt' (any case), with ``rank``,
-    ``fixed_rank_modes`` and ``decomposition_kwargs`` passed to tltorch. How the factors
-    meet the data is chosen per kind by measurement (see ``_mix``), so ``implementation`` is
-    accepted for compatibility but both values run the same code. Only real data at full
-    precision is supported (``complex_data=False``, ``fno_block_precision='full'``).
-
-    Resampling (``output_shape`` or ``resolution_scaling_factor``) keeps the modes both grids
-    hold and places negative frequencies correctly; ``transform`` (used by FNO skips)
-    resamples with :func:`fourier_resample` where neuraloperator interpolates (bicubic in 2D).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, n_modes: int | Sequence[int],
-                 complex_data: bool = False, max_n_modes: int | Sequence[int] | None = None,
-                 bias: bool = True, separable: bool = False,
-                 resolution_scaling_factor: float | Sequence[float] | None = None,
-                 fno_block_precision: str = "full", rank: float = 0.5,
-                 factorization: str | None = None, implementation: str = "reconstructed",
-                 fixed_rank_modes: bool = False, decomposition_kwargs: dict | None = None,
-                 init_std: float | str = "auto", fft_norm: str = "forward",
-                 device: torch.device | str | None = None):
-        super().__init__()
-        if complex_data:
-            raise ValueError("complex_data: only real-valued data is supported, got True")
-        if fno_block_precision != "full":
-            raise ValueError(f"fno_block_precision: only 'full' is supported, "
-                             f"got {fno_block_precision!r}")
-        if implementation not in ("reconstructed", "factorized"):
-            raise ValueError(f"implementation: expected 'reconstructed' or 'factorized', "
-                             f"got {implementation!r}")
-        if factorization is not None and factorization.lower() not in _KINDS:
-            raise ValueError(f"factorization: expected None, 'cp', 'tucker' or 'tt', "
-                             f"got {factorization!r}")
-        if separable and in_channels != out_channels:
-            raise ValueError(f"separable: needs in_channels == out_channels, got {in_channels} "
-                             f"and {out_channels}")
-        _check_norm(fft_norm)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.complex_data = False
-        self.n_modes = n_modes
-        self.order = len(self.n_modes)
-        self.max_n_modes = list(self.n_modes) if max_n_modes is None else (
-            [max_n_modes] if isinstance(max_n_modes, int) else list(max_n_modes))
-        self.separable, self.fft_norm = separable, fft_norm
-        self.rank, self.factorization, self.implementation = rank, factorization, implementation
-        self.fno_block_precision = fno_block_precision
-        self.resolution_scaling_factor = _scaling(resolution_scaling_factor, self.order)
-        if init_std == "auto":
-            init_std = (2 / (in_channels + out_channels)) ** 0.5
-        # tltorch sets tensorly's global backend on import: import it only when building one.
-        from tltorch.factorized_tensors.core import FactorizedTensor
-
-        channels = (in_channels,) if separable else (in_channels, out_channels)
-        self.weight = FactorizedTensor.new(
-            (*channels, *self.max_n_modes), rank=rank, factorization=factorization or "Dense",
-            fixed_rank_modes=[0] if fixed_rank_modes is True else (fixed_rank_modes or None),
-            **(decomposition_kwargs or {}), dtype=torch.cfloat, device=device)
-        self.weight.normal_(0, init_std)
-        self.bias = None if not bias else nn.Parameter(
-            init_std * torch.randn(out_channels, *(1,) * self.order, device=device))
-
-    @property
-    def n_modes(self) -> list[int]:
-        """Kept modes per axis, the last one already halved to rfft bins (``n//2 + 1``)."""
-        return self._n_modes
-
-    @n_modes.setter
-    def n_modes(self, n_modes: int | Sequence[int]) -> None:
-        modes = [n_modes] if isinstance(n_modes, int) else list(n_modes)
-        modes[-1] = modes[-1] // 2 + 1
-        self._n_modes = modes
-
-    @classmethod
-    def from_neuralop(cls, conv: nn.Module) -> SpectralConv:
-        """A copy of a neuraloperator ``SpectralConv`` (same weights, same function)."""
-        # neuralop stores n_modes with the last axis halved; 2 (m - 1) halves back to m.
-        n_modes = [*conv.n_modes[:-1], 2 * (conv.n_modes[-1] - 1)]
-        new = cls(conv.in_channels, conv.out_channels, n_modes, max_n_modes=conv.max_n_modes,
-                  bias=conv.bias is not None, separable=conv.separable,
-                  resolution_scaling_factor=conv.resolution_scaling_factor,
-                  fno_block_precision=conv.fno_block_precision, rank=conv.rank,
-                  factorization=conv.factorization, implementation=conv.implementation,
-                  fft_norm=conv.fft_norm)
-        new.weight = copy.deepcopy(conv.weight)
-        if conv.bias is not None:
-            new.bias = nn.Parameter(conv.bias.detach().clone())
-        return new.to(next(conv.parameters()).device)
-
-    def output_shape(self, in_shape: Sequence[int], output_shape: Sequence[int] | None = None
-                     ) -> tuple[int, ...]:
-        """Spatial output shape: ``output_shape`` if given, else the input scaled."""
-        if output_shape is not None:
-            return tuple(output_shape)
-        if self.resolution_scaling_factor is None:
-            return tuple(in_shape)
-        return tuple(round(s * r) for s, r in zip(in_shape, self.resolution_scaling_factor))
-
-    def transform(self, x: Tensor, output_shape: Sequence[int] | None = None) -> Tensor:
-        """Bring a skip branch ``(b, c, *space)`` onto this layer's output grid."""
-        shape = self.output_shape(x.shape[2:], output_shape)
-        return x if shape == tuple(x.shape[2:]) else fourier_resample(x, shape)
-
-    def _kept(self, in_shape: Sequence[int], out_shape: Sequence[int]
-              ) -> tuple[list[int], tuple[slice, ...]]:
-        """Modes kept on this call and the matching weight slices (channels, then modes)."""
-        caps = [min(a, b) for a, b in zip(in_shape, out_shape)]
-        caps[-1] = caps[-1] // 2 + 1
-        modes = [min(m, c) for m, c in zip(self.n_modes, caps)]
-        keep = [slice((mx - m) // 2, (mx - m) // 2 + m)
-                for m, mx in zip(modes[:-1], self.max_n_modes)]
-        keep.append(slice(0, modes[-1]))
-        channels = (slice(None),) * (1 if self.separable else 2)
-        return modes, (*channels, *keep)
-
-    def forward(self, x: Tensor, output_shape: Sequence[int] | None = None, *,
-                channels_last: bool = False, add: Tensor | None = None) -> Tensor:
-        """``(b, in, *space) -> (b, out, *out_space)``; see the class docstring.
-
-        With ``channels_last`` the layout is ``(b, *space, in) -> (b, *out_space, out)``,
-        that of models whose pointwise layers are single matmuls over ``(b * points,
-        channels)`` (see :class:`sciops.models.fno.FNO`); the arithmetic is the same.
-        ``add`` (e.g. a skip branch, contiguous, shaped like the output) is added to the
-        result inside the last matmul of the inverse transform.
-        """
-        c_axis = -1 if channels_last else 1
-        if x.ndim != self.order + 2 or x.shape[c_axis] != self.in_channels:
-            raise ValueError(f"x: expected {self.order + 2} axes with {self.in_channels} channels "
-                             f"on axis {c_axis}, got shape {tuple(x.shape)}")
-        in_shape = tuple(x.shape[1:-1] if channels_last else x.shape[2:])
-        out_shape = self.output_shape(in_shape, output_shape)
-        modes, keep = self._kept(in_shape, out_shape)
-        n_modes, trailing = math.prod(modes), int(channels_last)
-        # Either layout gives the mode block (*modes, b, in).
-        z = truncated_rfftn(x, modes, self.fft_norm, trailing=trailing)
-        z = z.reshape(n_modes, x.shape[0], -1)
-        out = _mix(z, self.weight, keep, self.separable)
-        if self.bias is not None:
-            # A constant output is the zero-frequency coefficient alone: add it there, on
-            # the small mode block, instead of on the full output field.
-            dc = torch.zeros(modes, dtype=x.dtype, device=x.device)
-            dc[tuple(m // 2 for m in modes[:-1]) + (0,)] = 1.0 / math.prod(
-                _scale(n, self.fft_norm, True) for n in out_shape)
-            out = out + dc.reshape(-1, 1, 1) * self.bias.reshape(-1)
-        return truncated_irfftn(out.view(*modes, *out.shape[1:]), out_shape, self.fft_norm,
-                                trailing=trailing, add=add)

@@ -9,7 +9,7 @@ import torch
 
 from sciops import cli, pdes
 from sciops.data import load_recipe, open_dataset, sample_generator
-from sciops.pdes.darcy2d import cosine_grf
+from sciops.random_fields import cosine_grf
 
 DA = pdes.get("darcy2d")
 PO = pdes.get("poisson2d")

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sciops import cli
+from sciops import cli, rom
 from sciops.data import generate, load_recipe, open_dataset
-from sciops.evaluate import report, rom
+from sciops.evaluate import report
 from sciops.train import Trainer, build_config
 from sciops.train.predict import load_run
 

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from sciops import cli, pdes
 from sciops.data import generate, load_recipe
+from sciops.models.gp_kron import GPKronOptions
 from sciops.pdes.semilinear import SemilinearPDE
 from sciops.train import config as train_config
 from sciops.train.physics import METHODS, PinnConfig, solve_methods
@@ -332,8 +333,7 @@ PINN_DEFAULTS.update({"model.width": 64, "model.depth": 3, "model.activation": "
                       "model.fourier_features": 0, "model.periodic_modes": 1,
                       "model.fourier_scales": "[1.0]", "model.dtype": "float32",
                       "model.name": "pinn", "model.lower": "[0.0]"})
-GP_DEFAULTS = {"steps": 300, "lbfgs_steps": 50, "lr": 0.05, "n_components": 30,
-               "kernel": "matern"}
+GP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GPKronOptions)} | {"points": 16}
 SOLVABLE = {m: [n for n in PDE_NAMES if m in solve_methods(pdes.get(n))] for m in METHODS}
 VERIFIABLE = [n for n in PDE_NAMES if isinstance(pdes.get(n), SemilinearPDE)]
 CHOICES = {"sampling": ["uniform", "sobol", "grid"], "bc": ["soft", "exact"],
@@ -382,13 +382,15 @@ def _check_pinn(cfg) -> None:
 
 
 def _check_gp(opts) -> None:
-    assert set(opts) <= set(GP_DEFAULTS), opts
-    for k, v in opts.items():
-        assert type(v) is type(GP_DEFAULTS[k]), (k, v)
-        _finite(k, v)
-    assert opts.get("steps", 0) >= 0 and opts.get("lbfgs_steps", 0) >= 0, opts
-    assert opts.get("n_components", 1) >= 1 and opts.get("lr", 1) > 0, opts
-    assert opts.get("kernel", "matern") in CHOICES["kernel"], opts
+    assert isinstance(opts, GPKronOptions), opts
+    for f in dataclasses.fields(opts):
+        v = getattr(opts, f.name)
+        _finite(f.name, v)
+        assert v is None or type(v) is type(GP_DEFAULTS[f.name]), (f.name, v)
+    assert opts.steps >= 0 and opts.lbfgs_steps >= 0, opts
+    assert opts.n_components >= 1 and opts.lr > 0, opts
+    assert opts.points is None or opts.points >= 4, opts
+    assert opts.kernel in CHOICES["kernel"], opts
 
 
 def _solve(env, monkeypatch, data):
@@ -474,7 +476,7 @@ def _rom(env, monkeypatch, data, art):
         assert 1 <= rank < min(x.shape), (rank, x.shape)  # from min(x.shape) on: exact
 
     run_cli(argv, "rom --var/--k/--rank/--max-snapshots", monkeypatch, check,
-            {"sciops.evaluate.rom:sine_dissimilarity": _first})
+            {"sciops.rom:sine_dissimilarity": _first})
 
 
 paths = st.one_of(

@@ -8,7 +8,7 @@ import torch
 
 from sciops import cli, pdes
 from sciops.data import load_recipe, open_dataset, sample_generator
-from sciops.pdes.poisson2d import sine_basis, synthesize
+from sciops.spectral import sine_basis, synthesize
 
 PO = pdes.get("poisson2d")
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sciops.evaluate import report, rom
+from sciops import rom
+from sciops.evaluate import report
 
 
 def _profiles(n: int, d: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

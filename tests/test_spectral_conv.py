@@ -8,7 +8,7 @@ from neuralop.layers.spectral_convolution import SpectralConv as NeuralopConv
 from neuralop.models import FNO as NeuralopFNO
 
 from sciops import spectral
-from sciops.spectral import SpectralConv
+from sciops.models.spectral_conv import SpectralConv
 
 FACTORIZATIONS = [None, "cp", "tucker", "tt"]
 

@@ -18,7 +18,7 @@ from sciops import models, pdes
 from sciops.data import generate, load_recipe
 from sciops.models.lsm import patchify, unpatchify
 from sciops.pdes.antiderivative1d import embedded_covariance
-from sciops.pdes.darcy2d import cosine_grf
+from sciops.random_fields import cosine_grf
 from sciops.train import Trainer, build_config, load_run_config
 from sciops.train.losses import rel_lp
 from sciops.train.predict import predict_dataset

@@ -1,1 +1,1 @@
-"""Evaluation: metrics, reduced-order (ROM) analysis and reports."""
+"""Evaluation: metrics, reduced-order (ROM) studies (on :mod:`sciops.rom`) and reports."""

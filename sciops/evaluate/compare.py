@@ -44,9 +44,10 @@ import numpy as np
 import torch
 import xarray as xr
 
+from sciops import models, rom
 from sciops.data import open_dataset, open_samples, sizing
 from sciops.errors import SciopsError
-from sciops.evaluate import metrics, report, rom
+from sciops.evaluate import metrics, report
 from sciops.train import provenance
 from sciops.train.config import RunConfig, config_from_dict
 from sciops.train.predict import LoadedRun, ParticleRun, bar, load_run, same_dataset
@@ -73,7 +74,7 @@ class Source:
     @property
     def particles(self) -> bool:
         return "position" in self.preds if self.preds is not None else \
-            self.cfg.model["name"] in ("giorom", "gns")
+            models.kind(self.cfg.model["name"]) == "particle"
 
 
 def _prediction_file(path: Path) -> xr.Dataset | None:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sciops import rom
 from sciops.data import open_dataset
 from sciops.errors import SciopsError
-from sciops.evaluate import report, rom
+from sciops.evaluate import report
 from sciops.train.predict import bar
 
 

@@ -217,6 +217,8 @@ class DeepONet(_BranchTrunk):
     'closed' grid; ``sensors`` is required.
     """
 
+    kind = "grid"
+
     def __init__(self, in_channels: int, out_channels: int, sensors: Sequence[int], *,
                  latent: int = 64, branch_layers: Sequence[int] = (128,),
                  trunk_layers: Sequence[int] = (128,), activation: str = "gelu",
@@ -235,6 +237,8 @@ class MultiONet(_BranchTrunk):
     Defaults: ``latent=64``, no hidden layers before ``sum_layers=4`` summed layers,
     'gelu', 'closed' grid; ``sensors`` is required.
     """
+
+    kind = "grid"
 
     def __init__(self, in_channels: int, out_channels: int, sensors: Sequence[int], *,
                  latent: int = 64, branch_layers: Sequence[int] = (),

@@ -7,9 +7,10 @@ mkldnn over ``(batch, channels, points)``, and neuraloperator does not let those
 Here the hidden state is channels-last, ``(batch, *space, channels)``: every pointwise layer
 is one ``addmm`` of ``(batch * points, c_in) @ (c_in, c_out)``, the orientation MKL runs
 fastest (about 2x the ``(c_out, c_in) @ (c_in, points)`` one at these widths), and the
-spectral convolution works in that layout directly (:class:`sciops.spectral.SpectralConv`
-with ``channels_last=True``). The linear skip is added inside the convolution's last matmul
-and the channel-MLP skip and bias inside the MLP's last one. Also, neuraloperator's
+spectral convolution works in that layout directly
+(:class:`sciops.models.spectral_conv.SpectralConv` with ``channels_last=True``). The linear
+skip is added inside the convolution's last matmul and the channel-MLP skip and bias inside
+the MLP's last one. Also, neuraloperator's
 ``state_dict`` holds a ``_metadata`` entry with Python callables, which
 ``torch.load(weights_only=True)`` rejects; ours holds tensors only.
 
@@ -22,7 +23,6 @@ are not, and build such a model with ``neuralop.models.FNO(..., conv_module=Spec
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from sciops import spectral
 from sciops.models import register
-from sciops.spectral import SpectralConv
+from sciops.models.spectral_conv import SpectralConv
 
 __all__ = ["FNO", "TFNO", "Pointwise", "ChannelMLP"]
 
@@ -206,6 +206,8 @@ class FNO(nn.Module):
     weights. See the module docstring for what is not supported.
     """
 
+    kind = "grid"
+
     def __init__(self, n_modes: Sequence[int], in_channels: int, out_channels: int,
                  hidden_channels: int, n_layers: int = 4, lifting_channel_ratio: float = 2,
                  projection_channel_ratio: float = 2, positional_embedding: str | None = "grid",
@@ -323,11 +325,7 @@ class TFNO(FNO):
     Those are neuraloperator's ``TFNO`` defaults (about 10% of the dense spectral weights).
     """
 
+    extends = FNO  # every other option is FNO's (see sciops.models)
+
     def __init__(self, *args, factorization: str | None = "tucker", rank: float = 0.1, **kwargs):
         super().__init__(*args, factorization=factorization, rank=rank, **kwargs)
-
-
-# build() validates keywords against the signature: give TFNO the full one of FNO.
-TFNO.__signature__ = inspect.signature(FNO).replace(parameters=[
-    p.replace(default={"factorization": "tucker", "rank": 0.1}.get(p.name, p.default))
-    for p in inspect.signature(FNO).parameters.values()])

@@ -142,6 +142,8 @@ class GNS(nn.Module):
     ~2k particles in a unit box), ``latent=128``, ``layers=10`` message-passing steps.
     """
 
+    kind = "particle"
+
     def __init__(self, in_channels: int, out_channels: int, *, radius: float = 0.015,
                  latent: int = 128, layers: int = 10, dim: int = 2):
         super().__init__()
@@ -168,6 +170,8 @@ class GIOROM(nn.Module):
     ``gno_hidden=8`` (kernel width). Lengths in the units of the positions; scale the
     radii with the node spacing, ∝ 1/sqrt(n_nodes) in 2D.
     """
+
+    kind = "particle"
 
     def __init__(self, in_channels: int, out_channels: int, *, n_nodes: int = 256,
                  radius: float = 0.05, latent: int = 128, layers: int = 10,

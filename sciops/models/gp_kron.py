@@ -16,8 +16,11 @@ Derivatives come from the GP posterior mean given ``U``: along axis ``d``,
 ``∂ⁿU/∂x_dⁿ = U ×_d (K_d⁽ⁿ⁾ K_d⁻¹)`` with ``K_d⁽ⁿ⁾[i, j] = k_dⁿ(x_i - x_j)`` — kernel
 derivatives, applied along one axis, never a full covariance.
 
-The PDE ``R(u, derivatives, f) = 0`` holds at the interior nodes and ``u = g`` at the boundary
-nodes, both as Gaussian likelihoods, so the negative log joint is ::
+The PDE ``R(u, d, f) = 0`` is any function written against a derivative provider ``d``
+(:mod:`sciops.derivatives`; here :class:`KernelDerivatives`, the kernel derivative operators
+above), e.g. a PDE definition's ``operator(u, d, p) - f`` — the solver keeps no equations of
+its own. It holds at the interior nodes (every node off the faces that carry data) and
+``u = g`` at the boundary nodes, both as Gaussian likelihoods, so the negative log joint is ::
 
     ℓ(U, θ) = ½ vec(U)ᵀ K⁻¹ vec(U) + ½ log|K| + ½ τ_b Σ_boundary (U - g)² + ½ τ_r Σ_interior R(U)²
 
@@ -30,7 +33,9 @@ Solver
 We take the likelihoods' noise-free limit ``τ_b, τ_r → ∞``: for fixed kernel parameters θ
 the MAP ``U(θ)`` satisfies the equations exactly (a square collocation system ``A(U) = y``,
 ``y = (g, f)``), found by Newton's method whose linear systems are solved by GMRES
-preconditioned with the exact fast-diagonalization solve of the equation's principal part —
+preconditioned with the exact fast-diagonalization solve of the equation's principal part
+(the linearization by autograd through a provider that records the derivatives the
+residual reads) —
 a Kronecker sum of per-axis interior matrices, ``O(Σ M_d³ + M Σ M_d)``; one iteration for
 linear constant-coefficient PDEs (Poisson). θ minimizes, with Adam and optionally L-BFGS,
 
@@ -66,6 +71,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sciops.derivatives import Derivatives
 from sciops.kron import (
     KronSum,
     kron_apply,
@@ -75,19 +81,12 @@ from sciops.kron import (
     kron_sum_logabsdet,
     mode_apply,
 )
+from sciops.params import Params, param
 from sciops.pdes.base import SolverDiverged
 
-__all__ = [
-    "AXES",
-    "KERNELS",
-    "Equation",
-    "poisson",
-    "allen_cahn",
-    "spectral_mixture",
-    "KroneckerGPSolver",
-]
+__all__ = ["KERNELS", "Residual", "KernelDerivatives", "GPKronOptions", "spectral_mixture",
+           "KroneckerGPSolver"]
 
-AXES = ("x", "y", "z")
 KERNELS = ("matern", "gauss")
 
 # A Newton solve stops when max|R| falls below this times the scale of the data.
@@ -99,52 +98,82 @@ _NEWTON_ATOL = 1e-6
 _MAX_BACKTRACKS = 8
 
 
-# ----------------------------------------------------------------------------- equations
-
-
 @dataclass(frozen=True)
-class Equation:
-    """A PDE ``residual(u, d, f) = 0`` at interior nodes, with ``u = g`` on the boundary.
+class GPKronOptions(Params):
+    """Options of a gp-kron solve (``sciops solve --method gp-kron --option KEY=VALUE``)."""
 
-    ``derivatives``: keys of the derivative fields the residual reads, written with axis
-    names (:data:`AXES`): an axis repeated for the order (``"x"``, ``"xx"``, ``"yy"``; orders
-    1 and 2) or two distinct axes for a mixed derivative (``"xy"``). ``residual`` is
-    pointwise: it maps grid fields ``u``, ``d[key]`` and the source ``f`` (all of the grid's
-    shape) to the residual field.
-    """
-
-    ndim: int
-    derivatives: tuple[str, ...]
-    residual: Callable[[Tensor, Mapping[str, Tensor], Tensor], Tensor]
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.ndim <= len(AXES):
-            raise ValueError(f"ndim={self.ndim} is out of range; allowed [1, {len(AXES)}]")
-        for key in self.derivatives:
-            derivative_orders(key, self.ndim)
+    n_components: int = param(30, "spectral-mixture components Q per axis (GP-HM: 30)",
+                              range=(1, 10_000))
+    kernel: str = param("matern", "mixture envelope: 'matern' (Student-t spectrum, GP-HM-StM) "
+                        "or 'gauss' (Gaussian spectrum, GP-HM-GM)", choices=KERNELS)
+    steps: int = param(300, "Adam steps on the kernel parameters", range=(0, 10**9))
+    lr: float = param(0.05, "Adam learning rate of the log weights and log length scales "
+                      "(frequencies: lr times their initial spacing)", range=(0.0, 10.0),
+                      open_low=True)
+    lbfgs_steps: int = param(50, "L-BFGS iterations after Adam", range=(0, 10**9))
+    points: int | None = param(None, "collocation points per axis, ends included (None: the "
+                               "PDE's stored grid)", range=(4, 4097))
 
 
-def derivative_orders(key: str, ndim: int) -> dict[int, int]:
-    """Per-axis orders of a derivative key: ``"xx" -> {0: 2}``, ``"xy" -> {0: 1, 1: 1}``."""
-    names = AXES[:ndim]
-    if not key or any(c not in names for c in key):
-        raise ValueError(f"derivative {key!r}: use the axis names {list(names)}, e.g. 'xx'")
-    orders = {names.index(c): key.count(c) for c in dict.fromkeys(key)}
-    if any(n > 2 for n in orders.values()) or len(key) > 2:
-        raise ValueError(f"derivative {key!r}: orders 1 and 2 per axis, total at most 2")
-    return orders
+# ----------------------------------------------------------------------------- providers
+
+Residual = Callable[[Tensor, Derivatives, Tensor], Tensor]
+"""A PDE written once against a derivative provider: ``(u, d, f) -> r`` on grid fields."""
+Key = tuple[tuple[int, int], ...]
+"""A derivative of ``u`` as its per-axis orders, ``((axis, n), ...)`` sorted by axis."""
 
 
-def poisson(ndim: int) -> Equation:
-    """``-Δu = f`` (the sign convention of :mod:`sciops.pdes.poisson2d`)."""
-    keys = tuple(a + a for a in AXES[:ndim])
-    return Equation(ndim, keys, lambda u, d, f: -sum(d[k] for k in keys) - f)
+class KernelDerivatives(Derivatives):
+    """The GP's derivative operators on the tensor grid, as a derivative provider
+    (:mod:`sciops.derivatives`): ``partial(u, axis, n)`` is ``u ×_axis (K⁽ⁿ⁾ K⁻¹)`` of that
+    axis' kernel, on grid fields ``(*batch, M_1, ..., M_D)`` (units of u per length^n).
+    ``deriv[axis][n]`` holds the ``M_d × M_d`` matrices (orders 1 and 2); ``transpose``
+    applies their transposes (the adjoint)."""
+
+    def __init__(self, deriv: Sequence[Mapping[int, Tensor]], transpose: bool = False):
+        self.ndim = len(deriv)
+        self._deriv, self._transpose = deriv, transpose
+
+    def partial(self, u: Tensor, axis: int, n: int = 1) -> Tensor:
+        mat = self._deriv[axis].get(n)
+        if mat is None:
+            raise ValueError(f"gp-kron: no kernel derivative of order {n} along axis {axis} "
+                             "(orders 1 and 2 per axis)")
+        return mode_apply(mat.transpose(0, 1) if self._transpose else mat, u,
+                          u.ndim - self.ndim + axis)
 
 
-def allen_cahn(ndim: int) -> Equation:
-    """Steady Allen–Cahn ``Δu + u(u² - 1) = f``, the form of the GP-HM benchmarks."""
-    keys = tuple(a + a for a in AXES[:ndim])
-    return Equation(ndim, keys, lambda u, d, f: sum(d[k] for k in keys) + u * (u * u - 1) - f)
+class _Recorder(Derivatives):
+    """A provider that records which derivatives of ``u`` a residual reads: each distinct
+    one is a leaf requiring grad (its value from ``values(key)``), kept in ``leaves`` by
+    :data:`Key`, so autograd gives the residual's pointwise partials with respect to ``u``
+    and to each derivative — the linearization, for any residual written against a provider.
+    Derivatives of derivatives compose their orders (``d.x(d.y(u))`` is ``((0, 1), (1, 1))``);
+    derivatives of other expressions of ``u`` are refused."""
+
+    def __init__(self, u: Tensor, ndim: int, values: Callable[[Key], Tensor]):
+        self.ndim, self._values = ndim, values
+        self.leaves: dict[Key, Tensor] = {}
+        self._keys: dict[int, Key] = {id(u): ()}
+        self._u = u  # kept alive: identities stay unique
+
+    def partial(self, u: Tensor, axis: int, n: int = 1) -> Tensor:
+        base = self._keys.get(id(u))
+        if base is None:
+            raise ValueError("gp-kron: the equation differentiates an expression of the "
+                             "unknown (e.g. d.x(u**2)); write it with derivatives of u only "
+                             "(product rule)")
+        orders = dict(base)
+        orders[axis] = orders.get(axis, 0) + n
+        if not 0 <= axis < self.ndim or orders[axis] > 2:
+            raise ValueError(f"gp-kron: derivative of order {orders[axis]} along axis {axis}; "
+                             f"allowed orders 1 and 2 along axes 0..{self.ndim - 1}")
+        key = tuple(sorted(orders.items()))
+        if key not in self.leaves:
+            leaf = self._values(key).detach().requires_grad_()
+            self.leaves[key] = leaf
+            self._keys[id(leaf)] = key
+        return self.leaves[key]
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -220,9 +249,15 @@ class KroneckerGPSolver:
     """GP-HM solver of a PDE on a box with Dirichlet data (see the module docstring).
 
     Parameters (validated here, defaults documented once):
-        equation: the PDE (:class:`Equation`, e.g. :func:`poisson`, :func:`allen_cahn`).
+        residual: the PDE ``(u, d, f) -> r`` (:data:`Residual`), written against a derivative
+            provider ``d`` (here :class:`KernelDerivatives`); pointwise in ``u``, its
+            derivatives and the source ``f`` (all grid fields of shape ``shape``). Linear or
+            not: the solver linearizes it by autograd (see :class:`_Recorder`).
         domain: ``[(lo, hi)]`` per axis (length units).
         shape: collocation points per axis, boundaries included (>= 4).
+        data_faces: per axis, whether its ``(lo, hi)`` faces carry Dirichlet data ``u = g``
+            (default: every face); the equation is collocated at every other node, so an
+            outflow face of a first-order equation carries the PDE, not data.
         n_components: mixture components Q per axis (30, as the paper).
         kernel: ``"matern"`` (Student-t mixture, default) or ``"gauss"``.
         jitter: diagonal added to each ``K_d``, relative to ``k_d(0)`` (1e-8).
@@ -236,14 +271,17 @@ class KroneckerGPSolver:
     objective at every evaluation).
     """
 
-    def __init__(self, equation: Equation, domain: Sequence[tuple[float, float]],
-                 shape: Sequence[int], *, n_components: int = 30, kernel: str = "matern",
-                 jitter: float = 1e-8, max_frequency: float | None = None,
-                 device: torch.device | str = "cpu"):
-        ndim = equation.ndim
-        if len(domain) != ndim or len(shape) != ndim:
-            raise ValueError(f"domain and shape: need {ndim} axes for a {ndim}-D equation, "
-                             f"got {len(domain)} and {len(shape)}")
+    def __init__(self, residual: Residual, domain: Sequence[tuple[float, float]],
+                 shape: Sequence[int], *, data_faces: Sequence[tuple[bool, bool]] | None = None,
+                 n_components: int = 30, kernel: str = "matern", jitter: float = 1e-8,
+                 max_frequency: float | None = None, device: torch.device | str = "cpu"):
+        ndim = len(domain)
+        faces = [(True, True)] * ndim if data_faces is None else [tuple(f) for f in data_faces]
+        if not 1 <= ndim <= 3 or len(shape) != ndim or len(faces) != ndim:
+            raise ValueError(f"domain, shape and data_faces: need 1 to 3 axes each, got "
+                             f"{len(domain)}, {len(shape)} and {len(faces)}")
+        if not any(lo or hi for lo, hi in faces):
+            raise ValueError("data_faces: at least one face needs Dirichlet data")
         if any(not hi > lo for lo, hi in domain):
             raise ValueError(f"domain={list(domain)}: every axis needs lo < hi")
         if any(int(m) < 4 for m in shape):
@@ -256,7 +294,8 @@ class KroneckerGPSolver:
             raise ValueError(f"jitter={jitter} is out of range; allowed (0, 1)")
         if max_frequency is not None and not max_frequency > 0:
             raise ValueError(f"max_frequency={max_frequency} is out of range; allowed (0, inf)")
-        self.equation = equation
+        self.residual = residual
+        self.ndim = ndim
         self.domain = tuple((float(lo), float(hi)) for lo, hi in domain)
         self.shape = tuple(int(m) for m in shape)
         self.n_components = n_components
@@ -269,16 +308,27 @@ class KroneckerGPSolver:
         # initial frequency spacing per axis: frequencies spread evenly on [0, ω_max]
         self._spacing = [(max_frequency or math.pi * (m - 1) / (hi - lo))
                          / max(n_components - 1, 1) for (lo, hi), m in zip(self.domain, self.shape)]
-        self._orders = {k: derivative_orders(k, ndim) for k in equation.derivatives}
-        self._needed = sorted({(ax, n) for o in self._orders.values() for ax, n in o.items()})
-        self._interior = (Ellipsis,) + (slice(1, -1),) * ndim
+        # the nodes off the data faces carry the equation: a block of the tensor grid
+        self._free = [slice(1 if lo else 0, -1 if hi else None) for lo, hi in faces]
+        self._interior = (Ellipsis, *self._free)
         mask = torch.ones(self.shape, dtype=torch.bool, device=self.device)
         mask[self._interior] = False
         self._boundary = mask
+        self._needed = sorted({o for key in self._probe() for o in key})
         self.params: list[dict[str, Tensor]] = []
         self.solution: Tensor | None = None
         self.history: list[float] = []
         self._alpha: Tensor | None = None
+
+    def _probe(self) -> list[Key]:
+        """The derivatives of ``u`` the residual reads (evaluated once on zeros)."""
+        zero = torch.zeros(self.shape, dtype=torch.float64, device=self.device)
+        rec = _Recorder(zero, self.ndim, lambda key: zero)
+        r = self.residual(zero, rec, zero)
+        if torch.broadcast_shapes(r.shape, self.shape) != self.shape:
+            raise ValueError(f"residual: expected a grid field of shape {self.shape}, got "
+                             f"{tuple(r.shape)}")
+        return list(rec.leaves)
 
     # ---------------------------------------------------------------- parameters
 
@@ -321,30 +371,26 @@ class KroneckerGPSolver:
 
     # ---------------------------------------------------------------- residual and Newton
 
-    def _derivative(self, ops: _Operators, u: Tensor, key: str, transpose: bool = False) -> Tensor:
-        return self._apply_derivative(ops, u, self._orders[key], transpose)
-
-    def _apply_derivative(self, ops: _Operators, u: Tensor, orders: Mapping[int, int],
-                          transpose: bool = False) -> Tensor:
-        d = self.equation.ndim
-        for ax, n in orders.items():
-            mat = ops.deriv[ax][n]
-            u = mode_apply(mat.transpose(0, 1) if transpose else mat, u, u.ndim - d + ax)
+    @staticmethod
+    def _derivative(ops: _Operators, u: Tensor, key: Key, transpose: bool = False) -> Tensor:
+        """The derivative ``key`` of grid field ``u`` (or its adjoint)."""
+        d = KernelDerivatives(ops.deriv, transpose)
+        for ax, n in key:
+            u = d.partial(u, ax, n)
         return u
 
     def _interior_residual(self, ops: _Operators, u: Tensor, f: Tensor) -> Tensor:
-        fields = {k: self._derivative(ops, u, k) for k in self.equation.derivatives}
-        return self.equation.residual(u, fields, f)
+        return self.residual(u, KernelDerivatives(ops.deriv), f)
 
     def _linearize(self, ops: _Operators, u: Tensor, f: Tensor, g: Tensor
-                   ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+                   ) -> tuple[Tensor, Tensor, dict[Key, Tensor]]:
         """Residual of the square system (boundary rows ``u - g``, interior rows the PDE)
         and the pointwise partials of the PDE residual w.r.t. ``u`` and each derivative."""
         with torch.enable_grad():
             u_ = u.detach().requires_grad_()
-            fields = {k: self._derivative(ops, u, k).detach().requires_grad_()
-                      for k in self.equation.derivatives}
-            r = self.equation.residual(u_, fields, f)
+            rec = _Recorder(u_, self.ndim, lambda key: self._derivative(ops, u, key))
+            r = torch.broadcast_to(self.residual(u_, rec, f), self.shape)
+            fields = rec.leaves
             # pointwise residual: the gradient of its sum is the diagonal of each partial
             grads = torch.autograd.grad(r.sum(), [u_, *fields.values()], allow_unused=True)
         zero = torch.zeros_like(u)
@@ -353,7 +399,7 @@ class KroneckerGPSolver:
         full = torch.where(self._boundary, u - g, r.detach())
         return full, partial_u, partials
 
-    def _jacobian(self, ops: _Operators, partial_u: Tensor, partials: Mapping[str, Tensor],
+    def _jacobian(self, ops: _Operators, partial_u: Tensor, partials: Mapping[Key, Tensor],
                   transpose: bool) -> Callable[[Tensor], Tensor]:
         """``δ ↦ J δ`` (or ``Jᵀ δ``) of the square system."""
         mask = self._boundary
@@ -373,21 +419,23 @@ class KroneckerGPSolver:
         return apply
 
     def _principal(self, ops: _Operators, partial_u: Tensor,
-                   partials: Mapping[str, Tensor]) -> _Principal:
-        """The equation's principal part ``P`` at the current linearization: boundary rows
-        identity, interior rows ``Σ_d A_d + c I`` with ``A_d`` the single-axis derivative
-        terms at their mean coefficient over the interior (mixed derivatives dropped)."""
+                   partials: Mapping[Key, Tensor]) -> _Principal:
+        """The equation's principal part ``P`` at the current linearization: data rows
+        identity, equation rows ``Σ_d A_d + c I`` with ``A_d`` the single-axis derivative
+        terms at their mean coefficient over the equation nodes (mixed derivatives dropped)."""
         inner = self._interior
         coeffs: dict[tuple[int, int], float] = {}
         for key, a in partials.items():
-            orders = self._orders[key]
-            if len(orders) == 1:
-                (ax, n), = orders.items()
+            if len(key) == 1:
+                (ax, n), = key
                 coeffs[ax, n] = coeffs.get((ax, n), 0.0) + float(a[inner].mean())
         shift = float(partial_u[inner].mean())
         mats = self._principal_mats(ops, coeffs)
-        return _Principal(coeffs, shift, mats,
-                          KronSum.factor([m[1:-1, 1:-1] for m in mats], shift))
+        return _Principal(coeffs, shift, mats, KronSum.factor(self._blocks(mats), shift))
+
+    def _blocks(self, mats: Sequence[Tensor]) -> list[Tensor]:
+        """The equation-node blocks ``A_d[free, free]`` of full-grid per-axis matrices."""
+        return [m[s, s] for m, s in zip(mats, self._free)]
 
     def _principal_mats(self, ops: _Operators, coeffs: Mapping[tuple[int, int], float]
                         ) -> list[Tensor]:
@@ -398,8 +446,8 @@ class KroneckerGPSolver:
 
     def _precondition(self, pc: _Principal, transpose: bool) -> Callable[[Tensor], Tensor]:
         """``r ↦ P⁻¹ r`` (or ``P⁻ᵀ r``). ``P`` is block-triangular in (boundary, interior)
-        nodes and its interior block is the Kronecker sum of the ``A_d[1:-1, 1:-1]``."""
-        d, inner, mask = self.equation.ndim, self._interior, self._boundary
+        nodes and its equation block is the Kronecker sum of the ``A_d[free, free]``."""
+        d, inner, mask = self.ndim, self._interior, self._boundary
 
         def principal(v: Tensor) -> Tensor:
             out = pc.shift * v
@@ -471,7 +519,7 @@ class KroneckerGPSolver:
                          self._precondition(pc, transpose=True))
         mats = self._principal_mats(ops, pc.coeffs)
         value = 0.5 * kron_quad(ops.chols, u) + 0.5 * kron_logdet(ops.chols) \
-            + kron_sum_logabsdet([m[1:-1, 1:-1] for m in mats])
+            + kron_sum_logabsdet(self._blocks(mats))
         constraint = (lam * self._interior_residual(ops, u, f))[self._interior].sum()
         return value - constraint + constraint.detach(), u
 
@@ -575,13 +623,12 @@ class KroneckerGPSolver:
         return self
 
     @torch.no_grad()
-    def derivative(self, key: str) -> Tensor:
-        """A derivative of the fitted posterior mean at the collocation nodes, e.g. ``"xx"``
-        or ``"xy"`` (see :class:`Equation`): ``U ×_d (K_d⁽ⁿ⁾ K_d⁻¹)`` per differentiated axis."""
+    def derivatives(self) -> KernelDerivatives:
+        """The derivative provider of the fitted kernel (orders 1 and 2 on every axis):
+        e.g. ``solver.derivatives().laplacian(solver.solution)`` at the collocation nodes."""
         self._check_fitted()
-        orders = derivative_orders(key, self.equation.ndim)
-        ops = self._operators(self.params, needed=sorted(orders.items()))
-        return self._apply_derivative(ops, self.solution, orders)
+        needed = [(ax, n) for ax in range(self.ndim) for n in (1, 2)]
+        return KernelDerivatives(self._operators(self.params, needed).deriv)
 
     def _cross(self, ax: int, points: Tensor) -> Tensor:
         """``k_d(p - x_j)`` for points ``p`` (P,) on axis ``ax``: (P, M_d)."""
@@ -600,7 +647,7 @@ class KroneckerGPSolver:
         cross-covariance per axis, contracted with ``α`` in ``O(P M)``.
         """
         alpha = self._check_fitted()
-        d = self.equation.ndim
+        d = self.ndim
         points = torch.as_tensor(points, dtype=torch.float64, device=self.device)
         if points.ndim != 2 or points.shape[1] != d:
             raise ValueError(f"points: expected shape (P, {d}), got {tuple(points.shape)}")
@@ -613,8 +660,8 @@ class KroneckerGPSolver:
         """Posterior mean on the tensor grid of 1-D ``coords`` (one per axis):
         (n_1, ..., n_D) = ``(K*_1 ⊗ ... ⊗ K*_D) α``, ``K*_d`` the (n_d, M_d) cross-covariances."""
         alpha = self._check_fitted()
-        if len(coords) != self.equation.ndim:
-            raise ValueError(f"coords: need {self.equation.ndim} axes, got {len(coords)}")
+        if len(coords) != self.ndim:
+            raise ValueError(f"coords: need {self.ndim} axes, got {len(coords)}")
         cross = [self._cross(i, torch.as_tensor(c, dtype=torch.float64, device=self.device))
                  for i, c in enumerate(coords)]
         return kron_apply(cross, alpha)

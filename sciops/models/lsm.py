@@ -162,6 +162,8 @@ class LSM(nn.Module):
     grid: 'closed' (x_j = j/(n-1), the paper's) or 'periodic' lifting coordinates.
     """
 
+    kind = "grid"
+
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2, width: int = 32,
                  levels: int = 4, patch_size: int | Sequence[int] = 3, n_basis: int = 12,
                  n_tokens: int = 4, heads: int = 8, projection_channels: int = 128,

@@ -17,7 +17,6 @@ functions, usable without the model.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import torch
@@ -114,6 +113,9 @@ class MGTFNO(nn.Module):
     divisible by ``2**levels``.
     """
 
+    kind = "grid"
+    extends = TFNO  # options beyond levels/padding_fraction go to the TFNO
+
     def __init__(self, n_modes: Sequence[int], in_channels: int, out_channels: int,
                  hidden_channels: int, levels: int = 1, padding_fraction: float = 0.0, **tfno):
         super().__init__()
@@ -131,10 +133,3 @@ class MGTFNO(nn.Module):
         """``(b, in_channels, *space) -> (b, out_channels, *space)``."""
         pad = [round(n * self.padding_fraction) for n in x.shape[2:]]
         return stitch(self.tfno(split(x, self.levels, pad)), self.levels, pad)
-
-
-# build() validates keywords against the signature: list TFNO's options as MGTFNO's own.
-MGTFNO.__signature__ = inspect.Signature([
-    *list(inspect.signature(MGTFNO).parameters.values())[:-1],
-    *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-      for p in list(inspect.signature(TFNO).parameters.values())[4:])])

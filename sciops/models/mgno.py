@@ -140,6 +140,8 @@ class MgNO(nn.Module):
     activation: 'gelu' (paper), 'relu', 'tanh' or 'silu'.
     """
 
+    kind = "grid"
+
     def __init__(self, in_channels: int, out_channels: int, *, dim: int = 2,
                  hidden_channels: int = 24, n_layers: int = 5, levels: int = 5,
                  pre_smooth: int = 1, post_smooth: int = 0, padding: str = "zeros",

@@ -59,6 +59,8 @@ class PINN(nn.Module):
         dtype: ``"float32"`` (default) or ``"float64"``.
     """
 
+    kind = "point"  # collocation points of one PDE instance (`sciops solve`), no dataset
+
     def __init__(self, in_channels: int, out_channels: int, width: int = 64, depth: int = 3,
                  activation: str = "tanh", lower: Sequence[float] | None = None,
                  upper: Sequence[float] | None = None,

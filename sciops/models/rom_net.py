@@ -1,8 +1,8 @@
-"""``rom-net``: the ROM-net surrogate of :class:`sciops.evaluate.rom.RomNet` in the zoo.
+"""``rom-net``: the ROM-net surrogate of :class:`sciops.rom.RomNet` in the zoo.
 
 ROM-net is fitted, not trained by gradient descent: local POD bases on sine-dissimilarity
 clusters, a k-NN classifier and per-cluster RBF coefficient regressors
-(:class:`~sciops.evaluate.rom.RomNet`). This module gives it the zoo's calling convention,
+(:class:`~sciops.rom.RomNet`). This module gives it the zoo's calling convention,
 ``model(x)`` with ``x`` (B, in_channels, *S_in) -> (B, out_channels, *S_out), and a
 checkpointable state: the training pairs are buffers, and loading a state dict refits the
 (deterministic) ROM from them, so ``torch.load(weights_only=True)`` round-trips it.
@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sciops.evaluate.rom import RomNet
 from sciops.models import register
+from sciops.rom import RomNet
 
 
 @register("rom-net")
@@ -27,6 +27,8 @@ class RomNetModel(nn.Module):
     ``n_clusters`` local bases of ``rank`` modes and a ``n_neighbors``-NN classifier;
     ``in_channels``/``out_channels`` are checked against the data at fit time. Fitted, not
     trained by gradient descent."""
+
+    kind = "grid"
 
     def __init__(self, in_channels: int, out_channels: int, n_clusters: int = 8,
                  rank: int = 10, n_neighbors: int = 5, seed: int = 0):

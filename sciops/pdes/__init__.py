@@ -8,6 +8,7 @@ from sciops.pdes import (
     mpm2d,  # noqa: F401  (registers "mpm2d")
     ns2d,  # noqa: F401  (registers "ns2d")
     poisson2d,  # noqa: F401  (registers "poisson2d")
+    steady,  # noqa: F401  (registers poisson1d, allencahn-steady1d/2d, helmholtz1d/2d, ...)
     wave2d,  # noqa: F401  (registers "wave2d")
 )
 from sciops.pdes.base import (

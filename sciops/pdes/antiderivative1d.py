@@ -5,7 +5,7 @@ Lu et al. 2021 ("Learning nonlinear operators via DeepONet", sec. 4.1; DeepXDE's
 kernel ``k(x, x') = variance * exp(-(x - x')² / (2 l²))``, ``l = 0.2``, observed at 100
 equispaced sensors; the operator maps ``f`` to ``u(x) = int_0^x f``.
 
-Why not :func:`sciops.spectral.grf`: that field is periodic on its box with a zero mean
+Why not :func:`sciops.random_fields.grf`: that field is periodic on its box with a zero mean
 mode, so on ``[0, 1]`` every ``u`` would vanish at both ends. The RBF process is sampled
 instead by *circulant embedding*: on a period ``P >= 1 + 9 l`` the stationary process is,
 up to the wrap-around ``exp(-(P - 1)² / (2 l²)) < 3e-18``, the random Fourier series

@@ -4,8 +4,9 @@ The FNO Darcy benchmark (Li et al. 2021, sec. 5.2; data ``piececonst_r421_N1024_
 
 * coefficient ``a = psi(g)``, ``g ~ N(0, tau^(2 alpha - 2) (-Laplacian + tau² I)^(-alpha))``
   with alpha=2, tau=3 and a *Neumann* Laplacian on the unit square (a cosine series, see
-  :func:`cosine_grf`), thresholded: ``a = 12`` where ``g >= 0`` and ``3`` elsewhere (the
-  paper's values; the public MATLAB demo uses 4 for the low value; both are configurable);
+  :func:`sciops.random_fields.cosine_grf`), thresholded: ``a = 12`` where ``g >= 0`` and
+  ``3`` elsewhere (the paper's values; the public MATLAB demo uses 4 for the low value;
+  both are configurable);
 * forcing ``f = 1``;
 * second-order finite differences on a 421 x 421 vertex grid, stored at 421, 211, 141 or 85
   points per axis by taking every 1st, 2nd, 3rd or 5th point (``x[::r]``, FNO convention);
@@ -35,7 +36,6 @@ The multigrid solvers stop at relative residual ``tol``; 1e-6 matches the direct
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -47,7 +47,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from sciops import autodiff
+from sciops import autodiff, random_fields
 from sciops.pdes.base import (
     PDE,
     Domain,
@@ -58,7 +58,6 @@ from sciops.pdes.base import (
     param,
     register,
 )
-from sciops.pdes.poisson2d import synthesize
 
 ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
 
@@ -108,31 +107,6 @@ class Darcy2DParams(Params):
     def stride(self) -> int:
         m = self.output_resolution or self.resolution
         return (self.resolution - 1) // (m - 1)
-
-
-def cosine_grf(n: int, resolution: int, alpha: float, tau: float, *,
-               generator: torch.Generator | None = None, modes: int | None = None) -> Tensor:
-    """Samples of ``N(0, tau^(2 alpha - 2) (-Laplacian + tau² I)^(-alpha))`` on ``[0,1]²``
-    with the Neumann Laplacian, on the vertex grid ``x_j = j / (resolution - 1)``.
-
-    Karhunen-Loeve series over the Neumann eigenfunctions
-    ``phi_k(x) phi_l(y)``, ``phi_0 = 1``, ``phi_k = sqrt(2) cos(pi k x)``, eigenvalues
-    ``pi² (k² + l²)``, for ``k, l < modes`` (default ``resolution``, as the FNO data), mean
-    mode dropped. With i.i.d. standard normal weights this is exactly the FNO ``GRF.m``
-    field (there evaluated at cell centres). Reflecting it evenly about any side adds no
-    kink, which is why Dirichlet problems here use it rather than the periodic
-    :func:`sciops.spectral.grf`. Returns ``(n, resolution, resolution)`` float64 (CPU).
-    """
-    modes = resolution if modes is None else modes
-    k = torch.arange(modes, dtype=torch.float64)
-    x = torch.linspace(0.0, 1.0, resolution, dtype=torch.float64)
-    norm = torch.where(k == 0, 1.0, math.sqrt(2.0))
-    phi = torch.cos(math.pi * x[:, None] * k[None, :]) * norm
-    k2 = k[:, None] ** 2 + k[None, :] ** 2
-    sqrt_eig = tau ** (alpha - 1) * (math.pi**2 * k2 + tau**2) ** (-alpha / 2)
-    sqrt_eig[0, 0] = 0.0
-    xi = torch.randn((n, modes, modes), generator=generator, dtype=torch.float64)
-    return synthesize(sqrt_eig * xi, phi)
 
 
 def face_coefficients(a: ArrayT) -> tuple[ArrayT, ArrayT]:
@@ -264,12 +238,13 @@ class Darcy2D(PDE):
         """Map GRF samples ``g`` to the coefficient ``a`` (thresholded or lognormal)."""
         if params.coefficient == "lognormal":
             return torch.exp(g)
-        return torch.where(g >= 0, params.a_high, params.a_low).to(g.dtype)
+        return random_fields.threshold(g, params.a_high, params.a_low)
 
     def sample_inputs(self, params: Darcy2DParams, n: int,
                       generator: torch.Generator) -> dict[str, Tensor]:
-        """Coefficient ``a`` (n, resolution, resolution) float64 from :func:`cosine_grf`."""
-        g = cosine_grf(n, params.resolution, params.grf_alpha, params.grf_tau,
+        """Coefficient ``a`` (n, resolution, resolution) float64 from
+        :func:`sciops.random_fields.cosine_grf`."""
+        g = random_fields.cosine_grf(n, params.resolution, params.grf_alpha, params.grf_tau,
                        generator=generator)
         return {"a": self.coefficient(params, g)}
 

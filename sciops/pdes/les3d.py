@@ -522,25 +522,50 @@ class LES3D(PDE):
 
         Autograd (``coords`` require grad): :meth:`pointwise_residual`, (N, 4).
 
-        Spectral: the projected momentum equation,
-        ``du/dt - P[u x w + div(2 nu_t S)] - nu Laplacian(u)`` (no dealiasing: the PDE itself).
-        ``fields["u"], ["v"], ["w"]``: (batch, time, n, n, n) on ``coords["t"]``; ``nu_t`` uses
-        Delta = 2 pi / n in mode 'les'. Time derivative by second-order finite differences.
-        Returns (batch, time, 3, n, n, n) in length/time².
+        Grid: the projected momentum equation,
+        ``du/dt - P[u x w + div(2 nu_t S)] - nu Laplacian(u)`` (``P`` the Leray projection; no
+        dealiasing inside: the PDE itself), restricted to the LES band (the 2/3-rule cube
+        ``|m_i| <= n/3``): the Galerkin residual the LES solver zeroes, so it vanishes on solver
+        frames up to the time differencing (the nonlinear term of a band-limited field has modes
+        outside the band, which the LES drops). ``fields["u"], ["v"], ["w"]``: (batch, time, n,
+        n, n) on ``coords["t"]``; ``nu_t`` uses Delta = 2 pi / n in mode 'les'. Time derivative
+        by second-order finite differences. Returns (batch, time, 3, n, n, n) in length/time².
         """
         if autodiff.wants_autograd(coords):
             return self.pointwise_residual(fields, coords, params)
         vel = torch.stack([fields[c] for c in ("u", "v", "w")], dim=2)
-        b, nt, _, n = vel.shape[:4]
+        n = vel.shape[-1]
         t = torch.as_tensor(coords["t"], dtype=vel.dtype, device=vel.device)
-        vel_t = torch.gradient(vel, spacing=(t,), dim=1, edge_order=2)[0]
         ops = self.operators(params, n, params.mode == "les", vel.device, vel.dtype)
-        u = vel.flatten(0, 1)
-        u_hat = spectral.rfft(u, 3)
-        f_hat, _ = _model_forcing(ops, u, ops.velocity_gradient(u_hat), ops.model_coef)
-        f_hat = torch.stack(spectral.leray_projection(tuple(f_hat.unbind(1)), ops.ks), dim=1)
-        rhs = ops.physical(f_hat - params.nu * ops.k2 * u_hat)
-        return vel_t - rhs.reshape(b, nt, 3, n, n, n)
+        u_hat = spectral.rfft(vel.flatten(0, 1), 3)
+        f_hat, _ = _model_forcing(ops, vel.flatten(0, 1), ops.velocity_gradient(u_hat),
+                                  ops.model_coef)
+        u_t = spectral.rfft(torch.gradient(vel, spacing=(t,), dim=1, edge_order=2)[0]
+                            .flatten(0, 1), 3)
+        r_hat = (u_t - ops.project(f_hat) + params.nu * ops.k2 * u_hat) * ops.mask
+        return ops.physical(r_hat).view_as(vel)
+
+    def initial(self, params: LES3DParams, n: int, generator: torch.Generator
+                ) -> dict[str, Tensor]:
+        """``n`` random initial velocities ``u, v, w``, each ``(n, m, m, m)`` on the LES grid
+        ``m = resolution``: :meth:`sample_inputs` (same generator, same field) as the solver
+        starts from it, projected onto the LES band (truncated from the DNS grid with fDNS)."""
+        u0 = self.sample_inputs(params, n, generator)["u0"]
+        ops = self.operators(params, params.resolution, False, u0.device, u0.dtype)
+        u_hat = truncate(spectral.rfft(u0, 3), params.input_resolution, params.resolution)
+        u = ops.physical(ops.project(u_hat))
+        return {c: u[:, i] for i, c in enumerate("uvw")}
+
+    def project(self, fields: Mapping[str, Tensor], params: LES3DParams) -> dict[str, Tensor]:
+        """The space LES solutions live in: the divergence-free part of velocities
+        ``fields["u"], ["v"], ["w"]`` (..., n, n, n) in the LES band (the 2/3-rule cube
+        ``|m_i| <= n/3``); other keys are dropped. Learned predictors need not learn it."""
+        vel = torch.stack([fields[c] for c in ("u", "v", "w")], dim=-4)
+        n = vel.shape[-1]
+        ops = self.operators(params, n, False, vel.device, vel.dtype)
+        u_hat = ops.project(spectral.rfft(vel.reshape(-1, 3, n, n, n), 3))
+        out = ops.physical(u_hat).view_as(vel)
+        return {c: out[..., i, :, :, :] for i, c in enumerate("uvw")}
 
 
 def _records(ops: _Operators, states: Iterable[Tensor], suffix: str,

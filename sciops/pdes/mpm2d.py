@@ -382,6 +382,7 @@ class MPM2D(PDE):
 
     name = "mpm2d"
     Params = MPM2DParams
+    materials = ("water", "elastic", "sand")  # names of the material ids 0, 1, 2
     variables = {
         "position": Variable(("sample", "time", "particle", "dim"), "m",
                              "particle position (dim 0: x, dim 1: y, gravity along -y)"),

@@ -36,8 +36,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciops import autodiff, integrators, spectral
-from sciops.pdes.base import PDE, Domain, Params, Variable, dirichlet, param, register
+from sciops import autodiff, integrators, random_fields, spectral
+from sciops.derivatives import Derivatives, Pointwise, Spectral
+from sciops.pdes.base import (
+    PDE,
+    Domain,
+    Params,
+    PointSample,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 
 # The integrator method of each scheme (the FNO generator's scheme is IMEX Crank–Nicolson).
 # Largest CFL number max(|u|, |v|) dt / dx accepted with a fixed dt (checked at each record):
@@ -187,8 +197,9 @@ class NS2D(PDE):
                       ) -> dict[str, Tensor]:
         """Initial vorticity ``w0`` (n, resolution, resolution) from the GRF of ``ic_*``."""
         L = params.length
-        w0 = spectral.grf(n, (params.resolution,) * 2, (L, L), params.ic_alpha, params.ic_tau,
-                          params.ic_sigma, generator=generator, dtype=params.torch_dtype)
+        w0 = random_fields.grf(n, (params.resolution,) * 2, (L, L), params.ic_alpha,
+                               params.ic_tau, params.ic_sigma, generator=generator,
+                               dtype=params.torch_dtype)
         return {"w0": w0}
 
     def stored_variables(self, params: NS2DParams) -> list[str]:
@@ -269,15 +280,20 @@ class NS2D(PDE):
         return Domain(box, ("vorticity", "psi"), ("x", "y"),
                       (dirichlet("t=0", "t", 0.0, "vorticity", "w0"),))
 
+    def point_sample(self, params: NS2DParams, inputs: Mapping[str, Tensor]) -> PointSample:
+        """Sample 0's initial vorticity ``w0`` as the Fourier series it is (exact at any
+        point, :func:`fourier_series`). No exact solution."""
+        w0, L = inputs["w0"][0], params.length
+        return PointSample(lambda c: {"w0": fourier_series(w0, L, c["x"], c["y"])})
+
     def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                  params: NS2DParams) -> Tensor:
-        """Residual of the vorticity equation; two backends.
+        """Residual of the vorticity equation ``w_t - vorticity_rate``; two backends.
 
         Autograd (``coords`` t, x, y require grad, see :mod:`sciops.autodiff`):
         vorticity–streamfunction form with ``fields["vorticity"]`` and ``fields["psi"]`` (N,)
-        point values, ``u = psi_y``, ``v = -psi_x``. Returns (N, 2): the vorticity equation
-        ``w_t + psi_y w_x - psi_x w_y - nu Laplacian(w) + drag w - f`` (1/time²) and the
-        Poisson equation ``Laplacian(psi) + w`` (1/time).
+        point values. Returns (N, 2): the vorticity equation (1/time²) and the Poisson
+        equation ``Laplacian(psi) + w`` (1/time).
 
         Spectral: ``fields["vorticity"]``: (batch, time, m, m) on the periodic grid of
         ``coords`` (``t`` of length ``time``; ``psi`` is computed from ``w``); time
@@ -286,19 +302,46 @@ class NS2D(PDE):
         w = fields["vorticity"]
         if autodiff.wants_autograd(coords):
             t, x, y, psi = coords["t"], coords["x"], coords["y"], fields["psi"]
-            w_x, w_y = autodiff.grad(w, x), autodiff.grad(w, y)
-            transport = (autodiff.grad(w, t) + autodiff.grad(psi, y) * w_x
-                         - autodiff.grad(psi, x) * w_y)
-            vorticity = (transport - params.nu * autodiff.laplacian(w, (x, y))
-                         + params.drag * w - forcing_field(params, x, y))
-            return torch.stack((vorticity, autodiff.laplacian(psi, (x, y)) + w), dim=-1)
+            d: Derivatives = Pointwise(coords, 2)
+            rate = vorticity_rate(w, psi, d, params, x, y)
+            return torch.stack((autodiff.grad(w, t) - rate, d.laplacian(psi) + w), dim=-1)
         L = (params.length, params.length)
         t = torch.as_tensor(coords["t"], dtype=w.dtype, device=w.device)
         w_t = torch.gradient(w, spacing=(t,), dim=1, edge_order=2)[0]
-        psi = -spectral.inverse_laplacian(w, L)
-        psi_x, psi_y = spectral.gradient(psi, L)
-        w_x, w_y = spectral.gradient(w, L)
+        d = Spectral(tuple(w.shape[-2:]), L, w.dtype, w.device)
         x, y = spectral.grid(tuple(w.shape[-2:]), L, w.dtype, w.device)
-        f = forcing_field(params, x[:, None], y[None, :])
-        return (w_t + psi_y * w_x - psi_x * w_y - params.nu * spectral.laplacian(w, L)
-                + params.drag * w - f)
+        return w_t - vorticity_rate(w, -d.inv_laplacian(w), d, params, x[:, None], y[None, :])
+
+
+def vorticity_rate(w: Tensor, psi: Tensor, d: Derivatives, params: NS2DParams, x: Tensor,
+                   y: Tensor) -> Tensor:
+    """``dw/dt = -(psi_y w_x - psi_x w_y) + nu Laplacian(w) - drag w + f`` (1/time²), written
+    once against a derivative provider ``d`` (grid or pointwise); ``x``, ``y`` broadcast
+    against ``w`` (the forcing's coordinates)."""
+    w_x, w_y = d.grad(w)
+    psi_x, psi_y = d.grad(psi)
+    return (psi_x * w_y - psi_y * w_x + params.nu * d.laplacian(w) - params.drag * w
+            + forcing_field(params, x, y))
+
+
+def fourier_series(u: Tensor, length: float, x: Tensor, y: Tensor) -> Tensor:
+    """The periodic grid field ``u`` (n, n) on ``[0, length)²`` evaluated at the points
+    ``x``, ``y`` (N,) as its trigonometric series ``sum_m c_m exp(i k_m . x)``, ``c`` its
+    DFT / n², with each Nyquist term ``exp(i pi n x / length)`` taken as its real part
+    ``cos(pi n x / length)``: real, equal to ``u`` on the grid, exact for a field such as
+    :func:`sciops.random_fields.grf` that is that series (:func:`sciops.spectral.interpolate`
+    drops the Nyquist terms instead). Differentiable in the points; (N,) float64. Cost
+    ``N n²``."""
+    n = u.shape[-1]
+    c = torch.fft.fft2(u.to(torch.float64)) / n**2
+    k = (2 * math.pi / length) * torch.fft.fftfreq(n, 1.0 / n, dtype=torch.float64)
+
+    def basis(p: Tensor) -> Tensor:  # (N, n) complex
+        phase = p.to(torch.float64)[:, None] * k
+        e = torch.exp(1j * phase)
+        if n % 2:
+            return e
+        h = n // 2
+        return torch.cat((e[:, :h], torch.cos(phase[:, h:h + 1]).to(e.dtype), e[:, h + 1:]), 1)
+
+    return ((basis(x) @ c) * basis(y)).sum(1).real

@@ -20,8 +20,8 @@ round-off), whatever the frequency. Two source families:
   Dirichlet condition holds exactly.
 
 Grid: ``x_j = j / (n - 1)``, ``j = 0..n-1`` (the CNO data grid), arrays indexed ``[x, y]``.
-Sine-series helpers here (:func:`sine_basis`, :func:`synthesize`, :func:`odd_extension`,
-:func:`even_extension`) are shared with :mod:`sciops.pdes.wave2d`.
+The sine-series helpers live in :mod:`sciops.spectral`, the random sources in
+:mod:`sciops.random_fields`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import scipy.fft
 import torch
 from torch import Tensor
 
-from sciops import autodiff, spectral
+from sciops import autodiff, random_fields
+from sciops.derivatives import Derivatives, Pointwise, Spectral
 from sciops.pdes.base import (
     PDE,
     Domain,
@@ -45,6 +46,13 @@ from sciops.pdes.base import (
     dirichlet,
     param,
     register,
+)
+from sciops.spectral import (
+    mode_numbers_squared,
+    odd_extension,
+    sine_basis,
+    sine_series_at,
+    synthesize,
 )
 
 
@@ -73,59 +81,6 @@ class Poisson2DParams(Params):
     def max_mode(self) -> int:
         """Largest sine mode of the source family (a grid of n points resolves n - 2)."""
         return self.modes if self.source == "cno" else self.k_max
-
-
-def sine_basis(resolution: int, modes: int, device: torch.device | str = "cpu") -> Tensor:
-    """``S[j, k] = sin(pi (k+1) x_j)`` on ``x_j = j/(resolution-1)``: (resolution, modes)."""
-    x = torch.linspace(0.0, 1.0, resolution, dtype=torch.float64, device=device)
-    k = torch.arange(1, modes + 1, dtype=torch.float64, device=device)
-    return torch.sin(math.pi * x[:, None] * k[None, :])
-
-
-def synthesize(coeffs: Tensor, basis: Tensor) -> Tensor:
-    """Evaluate ``sum_kl coeffs[..., k, l] basis[x, k] basis[y, l]``: (..., n, n).
-
-    Real part taken for complex bases (Fourier series of real fields).
-    """
-    out = basis @ coeffs.to(basis.dtype) @ basis.transpose(0, 1)
-    return out.real if out.is_complex() else out
-
-
-def sine_series_at(coeffs: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    """``sum_kl coeffs[k-1, l-1] sin(pi k x) sin(pi l y)`` at points ``x``, ``y`` (N,): (N,).
-
-    ``coeffs`` (K, L); the result is in the dtype of ``x`` and differentiable in ``x``, ``y``.
-    """
-    c = coeffs.to(dtype=x.dtype, device=x.device)
-    k = torch.arange(1, c.shape[0] + 1, dtype=x.dtype, device=x.device)
-    l = torch.arange(1, c.shape[1] + 1, dtype=x.dtype, device=x.device)
-    return ((torch.sin(math.pi * x[:, None] * k) @ c) * torch.sin(math.pi * y[:, None] * l)).sum(-1)
-
-
-def mode_numbers_squared(modes: int, device: torch.device | str = "cpu") -> Tensor:
-    """``k² + l²`` for sine modes ``k, l = 1..modes``: (modes, modes) float64."""
-    k = torch.arange(1, modes + 1, dtype=torch.float64, device=device)
-    return k[:, None] ** 2 + k[None, :] ** 2
-
-
-def _reflect(u: Tensor, dim: int, sign: float) -> Tensor:
-    inner = u.narrow(dim, 1, u.shape[dim] - 2).flip(dim)
-    return torch.cat((u, sign * inner), dim=dim)
-
-
-def odd_extension(u: Tensor) -> Tensor:
-    """Odd reflection of (..., n, n) about every side of ``[0,1]²``: (..., 2n-2, 2n-2).
-
-    A field vanishing on the boundary becomes a continuous periodic field on ``[0,2)²``
-    whose Fourier series is its sine series, so :mod:`sciops.spectral` derivatives act in
-    the sine basis; restrict back with ``[..., :n, :n]``.
-    """
-    return _reflect(_reflect(u, -2, -1.0), -1, -1.0)
-
-
-def even_extension(c: Tensor) -> Tensor:
-    """Even reflection of (..., n, n) about every side: (..., 2n-2, 2n-2) (coefficients)."""
-    return _reflect(_reflect(c, -2, 1.0), -1, 1.0)
 
 
 def solve_dst(f: np.ndarray) -> np.ndarray:
@@ -158,9 +113,7 @@ class Poisson2D(PDE):
         """Source ``f`` (n, res, res) and its sine coefficients ``f_hat`` (n, M, M),
         ``M = modes`` (cno) or ``k_max`` (multiscale), ``f_hat[k-1, l-1]`` for mode (k, l)."""
         if params.source == "cno":
-            K = params.modes
-            a = 2.0 * torch.rand((n, K, K), generator=generator, dtype=torch.float64) - 1.0
-            f_hat = (math.pi / K**2) * a * mode_numbers_squared(K) ** (-params.decay)
+            f_hat = random_fields.sine_coefficients(n, params.modes, params.decay, generator)
         else:
             f_hat = self._multiscale_source(params, n, generator)
         f = synthesize(f_hat, sine_basis(params.resolution, f_hat.shape[-1]))
@@ -220,9 +173,14 @@ class Poisson2D(PDE):
             given=lambda c: {"f": sine_series_at(f_hat, c["x"], c["y"])},
             exact=lambda c: {"u": sine_series_at(u_hat, c["x"], c["y"])})
 
+    def operator(self, u: Tensor, d: Derivatives, params: Poisson2DParams) -> Tensor:
+        """The left side of ``-Laplacian(u) = f``, written once against a derivative provider
+        (the residual's two backends and ``--method gp-kron`` use it)."""
+        return -d.laplacian(u)
+
     def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                  params: Poisson2DParams) -> Tensor:
-        """Residual ``-Laplacian(u) - f``; two backends.
+        """Residual ``operator(u) - f = -Laplacian(u) - f``; two backends.
 
         Autograd (``coords`` require grad, see :mod:`sciops.autodiff`): ``u``, ``f`` and the
         coordinates are (N,) point values; the Laplacian sums over the coordinates given
@@ -235,10 +193,11 @@ class Poisson2D(PDE):
         """
         u, f = fields["u"], fields["f"]
         if autodiff.wants_autograd(coords):
-            xs = [coords[c] for c in ("x", "y") if c in coords]
-            return -autodiff.laplacian(u, xs) - f
+            xs = {c: coords[c] for c in ("x", "y") if c in coords}
+            return self.operator(u, Pointwise(xs, len(xs)), params) - f
         n = u.shape[-1]
         x = torch.as_tensor(coords["x"], dtype=torch.float64)
         box = 2.0 * float(x[-1] - x[0])
-        lap = spectral.laplacian(odd_extension(u), (box, box))[..., :n, :n]
-        return (-lap - f)[..., 1:-1, 1:-1]
+        ext = odd_extension(u)
+        d = Spectral(ext.shape[-2:], (box, box), ext.dtype, ext.device)
+        return (self.operator(ext, d, params)[..., :n, :n] - f)[..., 1:-1, 1:-1]

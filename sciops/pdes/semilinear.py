@@ -49,7 +49,7 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from sciops import autodiff, integrators, spectral
+from sciops import autodiff, integrators, random_fields, spectral
 from sciops.derivatives import AXES, Derivatives, Pointwise, Spectral, Symbols, time_derivative
 from sciops.pdes.base import (
     PDE,
@@ -106,26 +106,16 @@ class SemilinearParams(Params):
 
 def smooth_random(p: SemilinearParams, n: int, generator: torch.Generator, ndim: int = 1,
                   *, mean: float = 0.0, amplitude: float = 1.0) -> Tensor:
-    """Random truncated Fourier series, ``(n, resolution, ...)`` over ``ndim`` axes.
+    """Random truncated Fourier series, ``(n, resolution, ...)`` over ``ndim`` axes, in
+    ``p.dtype``: :func:`sciops.random_fields.smooth_periodic` with ``p.ic_modes`` modes.
 
     Independent standard normal coefficients for every wavenumber ``|m_i| <= ic_modes``
     (mean mode excluded), each sample scaled to ``max |u - mean| = amplitude``. Drawn on the
     CPU in float64 from ``generator`` (the same seed gives the same field at any dtype).
     """
-    shape = (p.resolution,) * ndim
-    hat_shape = (*shape[:-1], shape[-1] // 2 + 1)
-    c = torch.randn((n, *hat_shape, 2), generator=generator, dtype=torch.float64)
-    c = torch.view_as_complex(c)
-    keep = torch.ones(hat_shape, dtype=torch.bool)
-    for i, m in enumerate(shape):
-        freq = torch.fft.rfftfreq(m, 1.0 / m) if i == ndim - 1 else torch.fft.fftfreq(m, 1.0 / m)
-        view = [1] * ndim
-        view[i] = freq.numel()
-        keep = keep & (freq.abs() <= p.ic_modes).reshape(view)
-    keep.reshape(-1)[0] = False
-    u = spectral.irfft(c * keep, shape)
-    u = u / u.flatten(1).abs().amax(1).reshape(-1, *([1] * ndim))
-    return (mean + amplitude * u).to(p.torch_dtype)
+    u = random_fields.smooth_periodic(n, (p.resolution,) * ndim, p.ic_modes, generator,
+                                      mean=mean, amplitude=amplitude)
+    return u.to(p.torch_dtype)
 
 
 class SemilinearPDE(PDE):

@@ -17,8 +17,8 @@ On the torus the same amplitudes multiply complex exponentials ``exp(2 pi i (k x
 
 Media (``medium``): ``"constant"`` speed ``c``; ``"grf"``, ``c exp(c_sigma g / std(g))``
 with ``g`` a Gaussian random field (the Neumann cosine series of
-:func:`sciops.pdes.darcy2d.cosine_grf` on the Dirichlet box — its even reflection is
-smooth — or :func:`sciops.spectral.grf` on the torus); ``"layered"``, ``n_layers``
+:func:`sciops.random_fields.cosine_grf` on the Dirichlet box — its even reflection is
+smooth — or :func:`sciops.random_fields.grf` on the torus); ``"layered"``, ``n_layers``
 horizontal layers in ``y`` at uniformly random depths, speeds ``c exp(c_sigma xi)``,
 interfaces smoothed by ``erf`` over ``layer_width``.
 
@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciops import autodiff, spectral
+from sciops import autodiff, random_fields, spectral
 from sciops.pdes.base import (
     PDE,
     Condition,
@@ -58,8 +58,7 @@ from sciops.pdes.base import (
     param,
     register,
 )
-from sciops.pdes.darcy2d import cosine_grf
-from sciops.pdes.poisson2d import (
+from sciops.spectral import (
     even_extension,
     mode_numbers_squared,
     odd_extension,
@@ -271,8 +270,7 @@ class Wave2D(PDE):
         (n, res, res). ``u0`` is drawn first, so a seed gives the same ``u0`` in every medium."""
         K = params.modes
         if params.boundary == "dirichlet":
-            a = 2.0 * torch.rand((n, K, K), generator=generator, dtype=torch.float64) - 1.0
-            coeffs = (math.pi / K**2) * a * mode_numbers_squared(K) ** (-params.decay)
+            coeffs = random_fields.sine_coefficients(n, K, params.decay, generator)
         else:
             m = torch.arange(-K, K + 1, dtype=torch.float64)
             k2 = m[:, None] ** 2 + m[None, :] ** 2
@@ -288,10 +286,11 @@ class Wave2D(PDE):
             return torch.full((n, res, res), params.c, dtype=torch.float64)
         if params.medium == "grf":
             if params.boundary == "dirichlet":
-                g = cosine_grf(n, res, params.c_alpha, params.c_tau, generator=generator)
+                g = random_fields.cosine_grf(n, res, params.c_alpha, params.c_tau,
+                                             generator=generator)
             else:
-                g = spectral.grf(n, (res, res), (1.0, 1.0), params.c_alpha, params.c_tau,
-                                 generator=generator)
+                g = random_fields.grf(n, (res, res), (1.0, 1.0), params.c_alpha, params.c_tau,
+                                      generator=generator)
             g = g / g.std(dim=(-2, -1), keepdim=True)
             return params.c * torch.exp(params.c_sigma * g)
         L = params.n_layers

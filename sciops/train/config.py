@@ -1,4 +1,5 @@
-"""Training recipes (``sciops/recipes/solvers/NAME.toml``): ``[model]``, ``[data]``, ``[train]``.
+"""Training recipes (``sciops/recipes/solvers/NAME.toml``): ``[model]``, ``[data]``, ``[train]``
+and, for a PINO run, ``[physics]`` (:class:`PinoConfig`).
 
 Every key has a default here (documented once, equal to the code); ``--set table.key=value``
 overrides any of them, e.g. ``--set train.lr=3e-4 --set model.hidden_channels=64``; list
@@ -19,6 +20,7 @@ from typing import Any
 from sciops._toml import tomllib
 from sciops.data.recipes import find_recipe_file, known_recipes
 from sciops.errors import SciopsError
+from sciops.params import Params, param
 
 
 @dataclass
@@ -104,6 +106,19 @@ class TrainConfig:
     """Evaluate on the test split every this many epochs."""
 
 
+@dataclass(frozen=True)
+class PinoConfig(Params):
+    """``[physics]``: train with the PDE's own grid residual (:mod:`sciops.train.pino`); the PDE
+    and its parameters are those of the dataset's manifest."""
+
+    weight: float = param(0.1, "w in loss = data loss + w * physics loss (the mean square of "
+                          "the PDE residual of the predicted records, relative to that of "
+                          "persistence)", range=(0.0, None))
+    unlabeled: int = param(0, "samples after the test split whose inputs (never their "
+                           "targets) also enter the physics loss, the way PINO adds "
+                           "instances without solutions", range=(0, None))
+
+
 @dataclass
 class RunConfig:
     name: str = "run"
@@ -111,6 +126,8 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    physics: PinoConfig | None = None
+    """``[physics]``: None trains on data only."""
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -207,9 +224,9 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
             raise SciopsError(f"--set {key!r}: use table.key=value with table model, data or "
                               f"train")
         section, name = key.split(".", 1)
-        if section not in ("model", "data", "train"):
-            raise SciopsError(f"--set {key!r}: unknown table {section!r}; use model, data or "
-                              f"train")
+        if section not in ("model", "data", "train", "physics"):
+            raise SciopsError(f"--set {key!r}: unknown table {section!r}; use model, data, "
+                              f"train or physics")
         if not name:
             raise SciopsError(f"--set {key!r}: missing key after {section + '.'!r}")
         if section == "model":
@@ -218,10 +235,10 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
             raise SciopsError(f"[{section}]: expected a table of key = value, "
                               f"got {raw[section]!r}")
         raw[section][name] = value
-    unknown = sorted(set(raw) - {"name", "description", "model", "data", "train"})
+    unknown = sorted(set(raw) - {"name", "description", "model", "data", "train", "physics"})
     if unknown:
         raise SciopsError(f"training recipe: unknown key(s) {unknown}; allowed: "
-                          f"['data', 'description', 'model', 'name', 'train']")
+                          f"['data', 'description', 'model', 'name', 'physics', 'train']")
     for key in ("name", "description"):
         if key in raw and not isinstance(raw[key], str):
             raise SciopsError(f"training recipe: {key}={raw[key]!r}: expected a string")
@@ -232,7 +249,8 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
     _check_model(raw["model"])
     cfg = RunConfig(name=raw.get("name", "run"), description=raw.get("description", ""),
                     model=dict(raw["model"]), data=_fill(DataConfig, raw.get("data", {}), "data"),
-                    train=_fill(TrainConfig, raw.get("train", {}), "train"))
+                    train=_fill(TrainConfig, raw.get("train", {}), "train"),
+                    physics=_physics(raw.get("physics")))
     if not cfg.data.dataset:
         raise SciopsError("training recipe: data.dataset is required (a path or recipe name)")
     for k in ("batch_size", "epochs", "in_steps", "out_steps", "window_stride"):
@@ -241,6 +259,18 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
             raise SciopsError(f"{k}={getattr(sec, k)} must be >= 1")
     _check_schedule(cfg.train)
     return cfg
+
+
+def _physics(table: Any) -> PinoConfig | None:
+    """The ``[physics]`` table (None: absent) as a :class:`PinoConfig`."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise SciopsError(f"[physics]: expected a table of key = value, got {table!r}")
+    try:
+        return PinoConfig.from_mapping(table)
+    except ValueError as e:
+        raise SciopsError(f"[physics]: {e}") from None
 
 
 def _check_schedule(tc: TrainConfig) -> None:
@@ -319,7 +349,8 @@ RESUMABLE = ("train.max_minutes", "train.checkpoint_every")
 
 def _flat(cfg: RunConfig) -> dict[str, Any]:
     d = cfg.to_dict()
-    return {f"{table}.{k}": v for table in ("model", "data", "train") for k, v in d[table].items()}
+    return {f"{table}.{k}": v for table in ("model", "data", "train", "physics")
+            for k, v in (d[table] or {}).items()}
 
 
 def resume_config(run_dir: Path, recipe: str | None,

@@ -8,14 +8,16 @@ materials. Velocities and accelerations are finite differences per record,
 prediction advances positions by ``x_{t+1} = x_t + v_t + a_t`` exactly as the targets were
 formed.
 
-Model inputs per particle (``in_channels = H d + 2 d + 3``): the H standardized velocities,
+Model inputs per particle (``in_channels = H d + 2 d + M``): the H standardized velocities,
 distances to the 2d walls divided by ``wall_scale`` and clipped to [0, 1], and the material
-one-hot. The model outputs the standardized acceleration. Training follows GNS: random-walk
-noise of standard deviation ``noise_std`` (m, at the last step) is added to the input
-positions, and the target is corrected for the velocity noise (not for the position noise),
-so the model learns to undo the drift of its own rollouts; the loss is the MSE of the
-standardized acceleration. Statistics (from the training split, with the noise variance
-added as GNS does) are stored in checkpoints.
+one-hot over the ``M`` materials the dataset's PDE declares (its ``materials``: names of the
+ids ``0..M-1``, e.g. ``mpm2d``'s water, elastic, sand), found through the PDE registry from
+the manifest, so this module imports no PDE family. The model outputs the standardized
+acceleration. Training follows GNS: random-walk noise of standard deviation ``noise_std``
+(m, at the last step) is added to the input positions, and the target is corrected for the
+velocity noise (not for the position noise), so the model learns to undo the drift of its
+own rollouts; the loss is the MSE of the standardized acceleration. Statistics (from the
+training split, with the noise variance added as GNS does) are stored in checkpoints.
 
 Config mapping: ``data.in_steps`` is H, ``data.out_steps`` the evaluation rollout length,
 ``data.windows`` / ``window_stride`` / ``train_samples`` / ``test_samples`` as for grids;
@@ -45,11 +47,8 @@ from sciops.data import open_samples
 from sciops.data.store import read_manifest
 from sciops.errors import SciopsError
 from sciops.models.graph import gather_points
-from sciops.pdes.mpm2d import MATERIALS
 from sciops.train.config import RunConfig
 from sciops.train.task import Normalizer, check_split, resolve_dataset, split_ranges
-
-N_MATERIALS = len(MATERIALS["mixed"])
 
 
 class ParticleWindows(Dataset):
@@ -80,7 +79,8 @@ def random_walk_noise(shape: tuple[int, ...], std: float, *, dtype: torch.dtype,
 
 
 class ParticleTask:
-    """Trainer task for ``gns`` / ``giorom`` on a particle dataset (module docstring).
+    """Trainer task for ``kind = "particle"`` models (``gns``, ``giorom``) on a particle
+    dataset (module docstring).
 
     ``noise_std``: input noise (m) at the last history step; ``wall_scale``: distance (m)
     at which wall features saturate.
@@ -95,7 +95,12 @@ class ParticleTask:
         self.noise_std, self.wall_scale = noise_std, wall_scale
         path = resolve_dataset(cfg.data.dataset)
         recipe = read_manifest(path)["recipe"]
-        params = pdes.get(recipe["pde"]).make_params(recipe["params"])
+        pde = pdes.get(recipe["pde"])
+        params = pde.make_params(recipe["params"])
+        if not getattr(pde, "materials", None):
+            raise SciopsError(f"{path}: PDE {recipe['pde']} declares no particle `materials` "
+                              f"(the names of its material ids), which the particle task needs")
+        self.n_materials = len(pde.materials)
         if getattr(params, "boundary", "walls") != "walls":
             raise SciopsError(f"{path}: the particle task needs a walled box, not "
                               f"boundary={params.boundary!r}")
@@ -115,7 +120,7 @@ class ParticleTask:
             list(range(0, n_times - span + 1, cfg.data.window_stride))
         self.train_set = ParticleWindows(self.store, train_range, span, starts)
         self.test_samples = test_range
-        self.in_channels = self.history * self.dim + 2 * self.dim + N_MATERIALS
+        self.in_channels = self.history * self.dim + 2 * self.dim + self.n_materials
         self.out_channels = self.dim
         self.velocity = Normalizer(self.dim)
         self.acceleration = Normalizer(self.dim)
@@ -143,7 +148,7 @@ class ParticleTask:
         lo, hi = self.walls
         last = position[:, -1]
         walls = (torch.cat([last - lo, hi - last], -1) / self.wall_scale).clamp(0.0, 1.0)
-        one_hot = F.one_hot(material, N_MATERIALS).to(position.dtype)
+        one_hot = F.one_hot(material, self.n_materials).to(position.dtype)
         return torch.cat([velocity.transpose(1, 2).reshape(B, N, -1), walls, one_hot], -1)
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:

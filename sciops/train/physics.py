@@ -30,7 +30,7 @@ and then L-BFGS here: the trainer's loop is first-order (one ``loss.backward()``
 ``optimizer.step()`` per batch), whereas L-BFGS needs a closure that re-evaluates the full
 loss inside its line search. :func:`solve_instance` solves one instance of a registered
 PDE (``sciops solve``) with a method :func:`solve_methods` allows (``pinn`` or, for
-``poisson2d``, the Kronecker GP solver), and writes the field on the PDE's stored grid with
+steady PDEs, the Kronecker GP solver), and writes the field on the PDE's stored grid with
 its error against a reference: the exact solution where the instance has one, else the
 PDE's own solver on the same grid. With a manufactured solution (``--exact EXPR``,
 :meth:`Problem.manufactured`) the source and side data come from EXPR through the PDE's own
@@ -56,7 +56,16 @@ from torch.utils.data import Dataset
 
 from sciops import pdes
 from sciops.errors import SciopsError
-from sciops.pdes.base import PDE, Condition, Domain, Params, PointSample, SolverDiverged, dirichlet
+from sciops.pdes.base import (
+    PDE,
+    Condition,
+    Domain,
+    Params,
+    PointSample,
+    SolverDiverged,
+    dirichlet,
+    param,
+)
 from sciops.train import checkpoint
 from sciops.train.config import RunConfig, TrainConfig
 from sciops.train.trainer import Trainer
@@ -66,15 +75,12 @@ __all__ = ["Problem", "PinnConfig", "PhysicsTask", "PinnResult", "train_pinn", "
 
 METHODS = ("pinn", "gp-kron")
 NEEDS = {"pinn": "point samples, a pointwise domain and a pointwise (autograd) residual",
-         "gp-kron": "the Kronecker GP solver's operator, implemented for poisson2d only"}
+         "gp-kron": "a steady definition operator(u, d, p) = f with Dirichlet data on a "
+                    "box without periodic coordinates"}
 """What each of :data:`METHODS` needs from a PDE (error messages)."""
 SAMPLINGS = ("uniform", "sobol", "grid")
 FILLED = ("name", "in_channels", "out_channels", "lower", "upper", "periods")
 """Keywords of the ``pinn`` model a solve sets from the PDE's box and unknowns (not options)."""
-GP_OPTIONS = {"steps": (int, 300, 0), "lbfgs_steps": (int, 50, 0), "lr": (float, 0.05, None),
-              "n_components": (int, 30, 1)}
-"""gp-kron options (``sciops solve --option``): type, default and lower bound (None: > 0);
-``kernel`` is one of :data:`sciops.models.gp_kron.KERNELS` (default 'matern')."""
 ACTIVATION_COPIES = 16
 """Copies of a hidden activation per collocation point held by one residual evaluation (the
 forward values and the graphs of first and second derivatives; conservative)."""
@@ -123,61 +129,44 @@ class Problem:
                        PointSample(given_star, exact))
 
 
-@dataclass
-class PinnConfig:
+COUNT = (1, 2**63 - 1)
+"""Range of a positive count option (int64)."""
+
+
+@dataclass(frozen=True)
+class PinnConfig(Params):
     """Options of a PINN solve (defaults documented once, here; ``sciops solve --option``)."""
 
-    n_interior: int = 2000
-    """Interior collocation points."""
-    n_boundary: int = 256
-    """Points per side condition (one point on the face of a 1-D box)."""
-    sampling: str = "sobol"
-    """'uniform', 'sobol' or 'grid' (tensor grid, ~n_interior points)."""
-    resample_every: int = 0
-    """Redraw the interior points by RAR-D every this many Adam steps (0: never)."""
-    rar_pool: int = 4
-    """RAR-D candidate pool, in multiples of n_interior."""
-    rar_k: float = 1.0
-    rar_c: float = 1.0
-    condition_weight: float = 1.0
-    """Weight of the side-condition penalties."""
-    bc: str = "soft"
-    """'soft' (penalties) or 'exact' (distance-function ansatz for Dirichlet conditions)."""
-    adam_steps: int = 2000
-    lr: float = 1e-3
-    scheduler: str = "none"
-    """Adam learning-rate schedule: 'none' or 'cosine'."""
-    lbfgs_steps: int = 500
-    """L-BFGS iterations after Adam (strong Wolfe line search; 0: none)."""
-    steps_per_epoch: int = 100
-    """Adam steps between the trainer's epoch ends (logging, checkpoint)."""
-    eval_points: int = 4096
-    """Sobol points of the relative L2 error against the exact solution."""
-    seed: int = 0
-    model: dict[str, Any] = field(default_factory=lambda: {"width": 64, "depth": 3})
-    """Keywords of the ``pinn`` model (box bounds and periods are filled in)."""
+    n_interior: int = param(2000, "interior collocation points", range=COUNT)
+    n_boundary: int = param(256, "points per side condition (one point on the face of a 1-D "
+                            "box)", range=COUNT)
+    sampling: str = param("sobol", "collocation: i.i.d. 'uniform', scrambled 'sobol' or "
+                          "'grid' (tensor grid, ~n_interior points)", choices=SAMPLINGS)
+    resample_every: int = param(0, "redraw the interior points by RAR-D every this many Adam "
+                                "steps (0: never)", range=(0, COUNT[1]))
+    rar_pool: int = param(4, "RAR-D candidate pool, in multiples of n_interior", range=COUNT)
+    rar_k: float = param(1.0, "RAR-D exponent k of the residual norm", range=(0.0, None))
+    rar_c: float = param(1.0, "RAR-D uniform share c", range=(0.0, None))
+    condition_weight: float = param(1.0, "weight of the side-condition penalties",
+                                    range=(0.0, None))
+    bc: str = param("soft", "'soft' (penalties) or 'exact' (distance-function ansatz for "
+                    "Dirichlet conditions)", choices=("soft", "exact"))
+    adam_steps: int = param(2000, "Adam steps (full batch)", range=(0, COUNT[1]))
+    lr: float = param(1e-3, "Adam learning rate", range=(0.0, None), open_low=True)
+    scheduler: str = param("none", "Adam learning-rate schedule", choices=("none", "cosine"))
+    lbfgs_steps: int = param(500, "L-BFGS iterations after Adam (strong Wolfe line search; "
+                             "0: none)", range=(0, COUNT[1]))
+    steps_per_epoch: int = param(100, "Adam steps between the trainer's epoch ends (logging, "
+                                 "checkpoint)", range=COUNT)
+    eval_points: int = param(4096, "Sobol points of the final test error", range=COUNT)
+    seed: int = param(0, "seed of the points and the network weights", range=(0, COUNT[1]))
+    model: dict[str, Any] = field(
+        default_factory=lambda: {"width": 64, "depth": 3},
+        metadata={"doc": "keywords of the ``pinn`` model (``--option model.KEY=JSON``; box "
+                  "bounds and periods are filled in)", "range": None, "choices": None,
+                  "open_low": False})
 
-    def __post_init__(self) -> None:
-        for name in ("n_interior", "n_boundary", "rar_pool", "eval_points", "steps_per_epoch"):
-            if not 1 <= getattr(self, name) < 2**63:
-                raise ValueError(f"{name}={getattr(self, name)} is out of range; allowed "
-                                 f"[1, 2**63)")
-        for name in ("resample_every", "adam_steps", "lbfgs_steps", "seed"):
-            if not 0 <= getattr(self, name) < 2**63:
-                raise ValueError(f"{name}={getattr(self, name)} is out of range; allowed "
-                                 f"[0, 2**63)")
-        for name in ("lr", "rar_k", "rar_c", "condition_weight"):
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name}={getattr(self, name)} is not finite")
-        for name, allowed in (("sampling", SAMPLINGS), ("bc", ("soft", "exact")),
-                              ("scheduler", ("none", "cosine"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; choose one of "
-                                 f"{list(allowed)}")
-        if not self.lr > 0 or self.condition_weight < 0 or self.rar_c < 0 or self.rar_k < 0:
-            raise ValueError(f"lr={self.lr} must be > 0 and condition_weight="
-                             f"{self.condition_weight}, rar_k={self.rar_k}, rar_c={self.rar_c} "
-                             ">= 0")
+    def validate(self) -> None:
         filled = sorted(set(self.model) & set(FILLED))
         if filled:
             raise ValueError(f"model.{filled[0]} is set from the PDE (its box and unknowns), "
@@ -202,17 +191,17 @@ class PinnConfig:
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> PinnConfig:
         """From ``key=value`` strings; ``model.KEY`` sets a model keyword (JSON values)."""
-        kw: dict[str, Any] = {}
         model = dict(cls().model)
-        types = {f.name: type(f.default) for f in dataclasses.fields(cls) if f.name != "model"}
+        names = sorted(f.name for f in dataclasses.fields(cls) if f.name != "model")
+        kw: dict[str, str] = {}
         for key, value in options.items():
             if key.startswith("model."):
                 model[key[6:]] = _json_or_text(value)
-            elif key in types:
-                kw[key] = _typed(key, value, types[key])
+            elif key in names:
+                kw[key] = value
             else:
-                raise ValueError(f"unknown option {key!r}; allowed: {sorted(types)} and model.*")
-        return cls(**kw, model=model)
+                raise ValueError(f"unknown option {key!r}; allowed: {names} and model.*")
+        return cls.from_mapping(kw).replace(model=model)
 
 
 def _json_or_text(value: str) -> Any:
@@ -259,28 +248,12 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def gp_kron_options(options: Mapping[str, str]) -> dict[str, Any]:
-    """gp-kron ``--option`` strings as typed, checked values (:data:`GP_OPTIONS`, kernel)."""
-    from sciops.models.gp_kron import KERNELS
+def gp_kron_options(options: Mapping[str, str]) -> Any:
+    """gp-kron ``--option`` strings as :class:`sciops.models.gp_kron.GPKronOptions`
+    (ValueError naming the field and what is allowed)."""
+    from sciops.models.gp_kron import GPKronOptions
 
-    allowed = sorted([*GP_OPTIONS, "kernel"])
-    out: dict[str, Any] = {"kernel": "matern", **{k: v[1] for k, v in GP_OPTIONS.items()}}
-    for key, value in options.items():
-        if key not in allowed:
-            raise ValueError(f"unknown gp-kron option {key!r}; allowed: {allowed}")
-        if key == "kernel":
-            if value not in KERNELS:
-                raise ValueError(f"kernel={value!r} is not allowed; choose one of "
-                                 f"{list(KERNELS)}")
-            out[key] = value
-            continue
-        kind, _, low = GP_OPTIONS[key]
-        v = _typed(key, value, kind)
-        if not math.isfinite(v) or (v <= 0 if low is None else not low <= v < 2**63):
-            bound = "(0, inf)" if low is None else f"[{low}, 2**63)"
-            raise ValueError(f"{key}={value!r} is out of range; allowed {bound}")
-        out[key] = v
-    return out
+    return GPKronOptions.from_mapping(options)
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -518,10 +491,13 @@ class PinnResult:
 
 
 def lbfgs(model: nn.Module, task: PhysicsTask, steps: int) -> list[float]:
-    """``steps`` L-BFGS iterations (strong Wolfe) on the full loss; the losses evaluated."""
+    """``steps`` L-BFGS iterations (strong Wolfe) on the full loss; the losses evaluated.
+    If the iteration ends on a non-finite loss (its line search can overflow), the weights
+    it started from are restored, and the last loss reported is theirs."""
     losses: list[float] = []
     if steps == 0:
         return losses
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=steps,
                             max_eval=int(1.25 * steps) + 1, history_size=50,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-14,
@@ -535,6 +511,9 @@ def lbfgs(model: nn.Module, task: PhysicsTask, steps: int) -> list[float]:
         return loss
 
     opt.step(closure)
+    if not math.isfinite(float(task.full_loss(model).detach())):
+        model.load_state_dict(start)
+        losses.append(float(task.full_loss(model).detach()))
     return losses
 
 
@@ -584,31 +563,45 @@ def train_pinn(problem: Problem, cfg: PinnConfig, run_dir: str | Path, *,
 def solve_methods(pde: PDE) -> tuple[str, ...]:
     """The :data:`METHODS` that ``sciops solve`` can apply to ``pde`` (:data:`NEEDS`): ``pinn``
     when its inputs can be evaluated at points and its residual has a pointwise form (checked
-    at its default parameters), ``gp-kron`` for ``poisson2d``."""
-    pinn = ("pinn",) if _has_pointwise_residual(type(pde)) else ()
-    return pinn + (("gp-kron",) if pde.name == "poisson2d" else ())
+    at its default parameters), ``gp-kron`` when it declares a steady ``operator(u, d, p) = f``
+    whose side conditions are Dirichlet data on a box without periodic coordinates."""
+    pinn = ("pinn",) if pinn_refusal(type(pde)) is None else ()
+    return pinn + (("gp-kron",) if _gp_kron_ready(type(pde)) else ())
 
 
 @functools.cache
-def _has_pointwise_residual(cls: type[PDE]) -> bool:
-    """Whether a sample of ``cls`` at default parameters has point values, a domain and an
-    autograd residual (evaluated once, at two points of the box)."""
-    if cls.point_sample is PDE.point_sample or cls.domain is PDE.domain:
+def _gp_kron_ready(cls: type[PDE]) -> bool:
+    """Whether ``cls`` declares ``operator`` and, at default parameters, a box with Dirichlet
+    conditions only (one unknown, no periodic coordinates)."""
+    if not callable(getattr(cls, "operator", None)):
         return False
+    pde = cls()
+    dom = pde.domain(pde.make_params())
+    return (len(dom.outputs) == 1 and not dom.periodic and bool(dom.conditions)
+            and all(k.sets for k in dom.conditions))
+
+
+@functools.cache
+def pinn_refusal(cls: type[PDE]) -> str | None:
+    """Why ``cls`` cannot be solved by a PINN (one line), or None when a sample at default
+    parameters has point values, a domain and an autograd residual (evaluated once, at two
+    points of the box). The reason is the PDE's own: the message of the first of
+    ``domain``, ``point_sample`` and ``residual`` that raises NotImplementedError."""
     pde = cls()
     try:
         params = pde.make_params()
+        domain = pde.domain(params)
         inputs = pde.sample_inputs(params, 1, torch.Generator().manual_seed(0))
-        sample, domain = pde.point_sample(params, inputs), pde.domain(params)
+        sample = pde.point_sample(params, inputs)
         coords = {n: torch.tensor([lo + 0.3 * (hi - lo), lo + 0.6 * (hi - lo)],
                                   dtype=torch.float64, requires_grad=True)
                   for n, (lo, hi) in domain.box.items()}
         wave = torch.sin(sum(coords.values()))
         pde.residual({**sample.given(coords), **{o: wave for o in domain.outputs}}, coords,
                      params)
-    except NotImplementedError:
-        return False
-    return True
+    except NotImplementedError as e:
+        return " ".join(str(e).split()) or type(e).__name__
+    return None
 
 
 def _grid_points(pde: PDE, params: Params, box: list[str]) -> tuple[dict[str, np.ndarray],
@@ -621,24 +614,46 @@ def _grid_points(pde: PDE, params: Params, box: list[str]) -> tuple[dict[str, np
     return axes, torch.stack([m.flatten() for m in mesh], dim=1), tuple(mesh[0].shape)
 
 
-def _gp_kron(pde: PDE, params: Params, sample: PointSample, opts: Mapping[str, Any],
-             mesh: Tensor, shape: tuple[int, ...], manufactured: bool = False) -> Any:
-    """``poisson2d`` by the Kronecker GP solver on its stored vertex grid; ``opts`` from
-    :func:`gp_kron_options`. The fitted solver. ``manufactured``: with ``sample.exact`` u*,
-    the source is ``-Δu* = f + R(u*)`` (``R(u) = -Δu - f``, the PDE's residual, by
-    autograd) and the boundary data are u*; else the sample's ``f`` and zero."""
-    from sciops.models.gp_kron import KroneckerGPSolver, poisson
+def _gp_kron(pde: PDE, params: Params, problem: Problem, opts: Any,
+             axes: Mapping[str, np.ndarray]) -> Any:
+    """``problem`` (a steady PDE's, :func:`_gp_kron_ready`) by the Kronecker GP solver; the
+    fitted solver. The residual is the PDE's ``operator(u, d, params) - f`` under the GP's
+    derivative provider; the grid is the stored one (``axes``, uniform with the box's ends)
+    or ``opts.points`` per axis (``opts``: :func:`gp_kron_options`). The source is the one
+    the problem's pointwise residual ``R = operator - f`` implies, ``f = operator(w) - R(w)``
+    at any ``w`` (so ``--exact`` sources come with it), by autograd; Dirichlet data are the
+    conditions' data fields on their faces (0 where a condition names none)."""
+    from sciops.derivatives import AXES, Pointwise
+    from sciops.models.gp_kron import KroneckerGPSolver
 
-    solver = KroneckerGPSolver(poisson(2), ((0.0, 1.0), (0.0, 1.0)), shape,
-                               n_components=opts["n_components"], kernel=opts["kernel"])
-    c = {"x": mesh[:, 0].clone().requires_grad_(), "y": mesh[:, 1].clone().requires_grad_()}
-    f, g = sample.given(c)["f"], 0.0
-    if manufactured:
-        u = sample.exact(c)["u"]
-        f = f + pde.residual({"f": f, "u": u}, c, params)
-        g = u.detach().reshape(shape)
-    solver.fit(f.detach().reshape(shape), g, steps=opts["steps"], lr=opts["lr"],
-               lbfgs_steps=opts["lbfgs_steps"])
+    dom = problem.domain
+    names = list(dom.box)
+    for n, (lo, hi) in dom.box.items():
+        a = axes[n]
+        if not np.allclose(a, np.linspace(lo, hi, len(a)), rtol=0, atol=1e-9 * (hi - lo)):
+            raise SciopsError(f"{pde.name}: gp-kron needs a uniform grid with the box's ends; "
+                              f"its stored {n} axis is not (set --option points=N)")
+    grid = [torch.linspace(lo, hi, opts.points or len(axes[n]), dtype=torch.float64)
+            for n, (lo, hi) in dom.box.items()]
+    shape = tuple(len(g) for g in grid)
+    mesh = torch.meshgrid(*grid, indexing="ij")
+    c = {n: m.flatten().clone().requires_grad_() for n, m in zip(names, mesh)}
+    given = problem.sample.given(c)
+    w = torch.sin(sum(c.values()))
+    d = Pointwise({AXES[i]: c[n] for i, n in enumerate(names)}, len(names))
+    f = pde.operator(w, d, params) - problem.residual({**given, dom.outputs[0]: w}, c)
+    g = torch.zeros(shape, dtype=torch.float64)
+    faces = [[False, False] for _ in names]
+    for k in dom.conditions:
+        i, hi = names.index(k.coord), k.value == dom.box[k.coord][1]
+        faces[i][hi] = True
+        data = given[k.sets[1]].detach().reshape(shape) if k.sets[1] else torch.zeros(shape)
+        g.select(i, -1 if hi else 0).copy_(data.select(i, -1 if hi else 0))
+    solver = KroneckerGPSolver(lambda u, d, f: pde.operator(u, d, params) - f,
+                               list(dom.box.values()), shape, data_faces=faces,
+                               n_components=opts.n_components, kernel=opts.kernel)
+    solver.fit(f.detach().reshape(shape), g, steps=opts.steps, lr=opts.lr,
+               lbfgs_steps=opts.lbfgs_steps)
     return solver
 
 
@@ -801,8 +816,9 @@ def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
         raise SciopsError(str(e.args[0])) from None
     supported = solve_methods(pde)
     if method not in supported:
+        why = f": {pinn_refusal(type(pde))}" if method == "pinn" else ""
         raise SciopsError(f"{pde_name} cannot be solved by --method {method} (it needs "
-                          f"{NEEDS[method]}); {pde_name} supports "
+                          f"{NEEDS[method]}{why}); {pde_name} supports "
                           f"{', '.join(supported) or 'no solve method'} (see `sciops list pdes`)")
     if not 0 <= seed < 2**63:
         raise SciopsError(f"--seed {seed} is out of range; allowed [0, 2**63)")
@@ -837,9 +853,13 @@ def solve_instance(pde_name: str, overrides: Mapping[str, str], method: str,
             raise SciopsError(f"{pde_name}: {e.args[0]}") from None
         pred = result.predict(mesh)
     else:
-        solver = _gp_kron(pde, params, sample, gp_opts, mesh, shape, exact is not None)
-        pred = {"u": solver.solution.flatten()}
+        solver = _gp_kron(pde, params, problem, gp_opts, axes)
+        pred = {"u": solver.predict_grid([torch.as_tensor(axes[n]) for n in box]).flatten()}
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    bad = [name for name, value in pred.items() if not torch.isfinite(value).all()]
+    if bad:
+        raise SciopsError(f"{pde_name}: the {method} solution of {', '.join(bad)} is not "
+                          "finite (the solve diverged); lower --option lr or change the budget")
     reference, ref = _reference(pde, params, inputs, sample, box, mesh, shape)
     dims = [pde.coords(params)[n][0] for n in box]
     data, errors = {}, {}

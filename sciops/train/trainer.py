@@ -41,6 +41,8 @@ from sciops import atomic, models
 from sciops.errors import SciopsError, check_terminated
 from sciops.train import checkpoint, distributed, memory, provenance
 from sciops.train.config import RunConfig, TrainConfig
+from sciops.train.particles import ParticleTask
+from sciops.train.pino import PinoTask
 from sciops.train.task import SupervisedTask, Task, dataset_kind, resolve_dataset
 
 
@@ -105,19 +107,19 @@ def build_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch
     return sched.SequentialLR(opt, [ramp, main], milestones=[warm])
 
 
-PARTICLE_MODELS = ("giorom", "gns")
-"""Models trained on particle trajectories (:mod:`sciops.train.particles`); others on grids."""
-
-
 def default_task(cfg: RunConfig) -> Task:
-    """The task a recipe implies: particle rollouts for the graph models, else grid pairs.
-    A model whose kind of data (particles or grids) the dataset does not hold is refused."""
+    """The task a recipe implies, from the kind of data the model declares
+    (:func:`sciops.models.kind`): particle rollouts for ``"particle"`` models, else grid
+    pairs (plus the PDE residual with ``[physics]``: :class:`~sciops.train.pino.PinoTask`). A
+    model whose kind of data (particles or grids) the dataset does not hold is
+    refused, and so is a ``"point"`` model (it solves one PDE instance, not a dataset)."""
     name = cfg.model["name"]
-    if name == "pinn":
-        raise SciopsError("model pinn solves one PDE instance from its equation, not from a "
-                          "dataset: use `sciops solve PDE --method pinn`")
+    kind = models.kind(name)
+    if kind == "point":
+        raise SciopsError(f"model {name} solves one PDE instance from its equation, not from a "
+                          f"dataset: use `sciops solve PDE --method {name}`")
     path = resolve_dataset(cfg.data.dataset)
-    particles = name in PARTICLE_MODELS
+    particles = kind == "particle"
     found = dataset_kind(str(path))
     if found is not None and (found[1] == "particle") != particles:
         need = ("particle trajectories (dims sample, time, particle, dim; e.g. mpm2d-water)"
@@ -125,10 +127,13 @@ def default_task(cfg: RunConfig) -> Task:
                 "ns2d-fno-nu1e-3)")
         raise SciopsError(f"model {name} needs {need}; data.dataset={cfg.data.dataset!r} is "
                           f"dataset {found[0]} with {found[1]} data")
+    if particles and cfg.physics is not None:
+        raise SciopsError(f"[physics]: model {name} trains on particles; the PDE residual "
+                          f"needs a grid model (e.g. fno)")
     if particles:
-        from sciops.train.particles import ParticleTask  # imports the mpm2d definitions
-
         return ParticleTask(cfg)
+    if cfg.physics is not None:
+        return PinoTask(cfg)
     return SupervisedTask(cfg)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from sciops.pdes.base import param, register
-from sciops.pdes.catalog.burgers import PDEBenchParams, pdebench_initial
+from sciops.pdes.catalog.conventions import PDEBenchParams, pdebench_initial
 from sciops.pdes.semilinear import SemilinearPDE
 
 

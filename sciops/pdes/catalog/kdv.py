@@ -1,5 +1,6 @@
-"""Korteweg–de Vries ``u_t + alpha u u_x + u_xxx = 0`` on ``[0, L)``, and LPSDA's random
-initial condition (Brandstetter, Welling & Worrall 2022), shared with ``ks1d``.
+"""Korteweg–de Vries ``u_t + alpha u u_x + u_xxx = 0`` on ``[0, L)``, from LPSDA's random
+initial condition (Brandstetter, Welling & Worrall 2022;
+:mod:`sciops.pdes.catalog.conventions`).
 
 ``alpha = 6`` is the classical form; LPSDA's data use ``alpha = 1`` (``u -> 6 u / alpha``
 maps one onto the other). The dispersive ``u_xxx`` makes the Fourier symbol imaginary.
@@ -7,33 +8,13 @@ maps one onto the other). The dispersive ``u_xxx`` makes the Fourier symbol imag
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
 from sciops.pdes.base import param, register
-from sciops.pdes.semilinear import SemilinearParams, SemilinearPDE
-
-
-@dataclass(frozen=True)
-class LPSDAParams(SemilinearParams):
-    """The initial condition of LPSDA's 1D data (Brandstetter, Welling & Worrall 2022)."""
-
-    ic_modes: int = param(2, "highest sine wavenumber l of the initial condition (LPSDA: 2)",
-                          range=(1, 4096))
-
-
-def lpsda_initial(p: LPSDAParams, n: int, generator: torch.Generator) -> Tensor:
-    """LPSDA's initial condition, ``(n, resolution)``: ``u = sum_{i=1}^{10} A_i
-    sin(2 pi l_i x / L + phi_i)``, ``A_i ~ U[-0.5, 0.5)``, ``l_i`` uniform in ``1..ic_modes``
-    (LPSDA: 1, 2), ``phi_i ~ U[0, 2 pi)``."""
-    g = {"generator": generator, "dtype": torch.float64}
-    x = torch.arange(p.resolution, dtype=torch.float64) * (p.length / p.resolution)
-    amp, phase = torch.rand(n, 10, 1, **g) - 0.5, 2 * math.pi * torch.rand(n, 10, 1, **g)
-    l = torch.randint(1, p.ic_modes + 1, (n, 10, 1), generator=generator)
-    return (amp * torch.sin(l * x * (2 * math.pi / p.length) + phase)).sum(1).to(p.torch_dtype)
+from sciops.pdes.catalog.conventions import LPSDAParams, lpsda_initial
+from sciops.pdes.semilinear import SemilinearPDE
 
 
 @register

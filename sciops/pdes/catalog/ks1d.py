@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sciops.pdes.base import param, register
-from sciops.pdes.catalog.kdv import LPSDAParams, lpsda_initial
+from sciops.pdes.catalog.conventions import LPSDAParams, lpsda_initial
 from sciops.pdes.semilinear import SemilinearPDE
 
 

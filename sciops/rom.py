@@ -1,5 +1,11 @@
 """Reduced-order analysis of snapshot sets: sine-dissimilarity clustering, local POD, ROM-net.
 
+Why here, below both ``models`` and ``evaluate``: the ROM-net estimator (:class:`RomNet`) is
+both a zoo model (``sciops.models.rom_net`` wraps it as an ``nn.Module``) and the baseline
+and cluster analysis of the evaluator (``sciops rom``, ``sciops evaluate``); it is built
+from the same clustering and POD functions, so all of them sit in one module that imports
+only numpy/scipy/torch/xarray and that both layers import downward.
+
 Snapshots are rows of an ``(n, d)`` array: ``n`` fields flattened to ``d`` values each.
 Every public function takes numpy arrays or torch tensors and returns the type it was given
 (tensors come back on the device and, for floats, in the dtype of the input); the work is
