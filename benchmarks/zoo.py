@@ -155,7 +155,7 @@ def run_model(name: str, model: dict[str, Any], ds: dict[str, Any], args: argpar
     steps_per_epoch = math.ceil(args.train / args.batch_size)
     epochs = max(1, int(args.minutes * 60 / (per_step * steps_per_epoch)))
     cfg = build_config(_raw(model, ds["path"], ds["data"], args, epochs))
-    cfg.train.max_minutes = 10 * args.minutes  # wall-clock guard on a loaded machine
+    cfg.train = cfg.train.replace(max_minutes=10 * args.minutes)  # wall-clock guard
     trainer = Trainer(cfg, run_dir, progress=False)
     metrics, wall, cpu = timed(trainer.fit)
     if "test_rel_l2" not in metrics:  # the wall-clock guard stopped it before the evaluation

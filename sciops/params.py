@@ -8,7 +8,9 @@ refused the same way: ``ValueError`` naming the field and what is allowed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -28,6 +30,8 @@ def param(default: Any, doc: str, *, range: tuple[float | None, float | None] | 
     (it means "choose automatically") or the field's type admits it (``int | None``).
     """
     meta = {"doc": doc, "range": range, "choices": choices, "open_low": open_low}
+    if isinstance(default, (list, dict)):  # a fresh copy per instance
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -119,15 +123,44 @@ def _check_type(owner: str, name: str, value: Any, hint: Any) -> None:
         raise ValueError(f"{name}={value!r}: expected {'/'.join(t.__name__ for t in types)}")
     if not isinstance(value, types):
         raise ValueError(f"{name}={value!r}: expected {'/'.join(t.__name__ for t in types)}")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        bad = not all(_is(v, args[0]) for v in value)
+    elif origin is dict:
+        bad = not all(_is(k, args[0]) and _is(v, args[1]) for k, v in value.items())
+    else:
+        bad = False
+    if bad:
+        raise ValueError(f"{name}={value!r}: expected {_hint_name(hint)}")
+
+
+def _is(value: Any, kind: Any) -> bool:
+    """``isinstance`` where ``typing.Any`` admits everything."""
+    return kind is Any or isinstance(value, kind)
+
+
+def _hint_name(hint: Any) -> str:
+    """``list[str]`` -> 'a list of str', ``dict[str, str]`` -> 'a table of str = str'."""
+    args = [a.__name__ for a in typing.get_args(hint)]
+    return f"a list of {args[0]}" if typing.get_origin(hint) is list else \
+        f"a table of {args[0]} = {args[1]}"
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
+    types = _base_types(hint)
     if not isinstance(value, str):
-        if isinstance(value, list):
+        if isinstance(value, list) and tuple in types:
             return tuple(value)
         return value
-    types = _base_types(hint)
     text = value.strip()
+    if list in types or dict in types:  # JSON ([...] / {...}), else a comma list
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):  # JSONDecodeError; >4300 digits; deep nesting
+            if list not in types:
+                raise ValueError(f"{name}={value!r}: expected {_hint_name(hint)} "
+                                 f"(JSON)") from None
+            return [p.strip() for p in text.strip("[]").split(",") if p.strip()]
     if text.lower() in ("none", "null") and type(None) in typing.get_args(hint):
         return None
     for t in types:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,88 +22,129 @@ from sciops.data.recipes import find_recipe_file, known_recipes
 from sciops.errors import SciopsError
 from sciops.params import Params, param
 
-
-@dataclass
-class DataConfig:
-    dataset: str = ""
-    """An existing dataset path as given, else a name under the data root (``$SCIOPS_DATA``,
-    default ``./data``), e.g. the dataset recipe name ``ns2d-fno-nu1e-3``."""
-    inputs: list[str] = field(default_factory=lambda: ["vorticity"])
-    """Input variables; time-dependent ones contribute ``in_steps`` channels each."""
-    targets: list[str] = field(default_factory=lambda: ["vorticity"])
-    """Target variables; time-dependent ones contribute ``out_steps`` channels each."""
-    in_steps: int = 10
-    out_steps: int = 10
-    windows: str = "first"
-    """'first': one window per sample starting at t=0; 'sliding': every start time."""
-    window_stride: int = 1
-    train_samples: int = 1000
-    """The first ``train_samples`` samples train; the next ``test_samples`` evaluate."""
-    test_samples: int = 200
-    """Size of the test split of ``dataset``; unused when ``test`` names separate test sets."""
-    test: dict[str, str] = field(default_factory=dict)
-    """Separate test datasets by name (paths or names under the data root), each scored whole
-    at every evaluation and logged as ``<name>_rel_l2``; the first one picks ``best.pt``, e.g.
-    ``test = {test_16 = "darcy_test_16.pt", test_32 = "darcy_test_32.pt"}`` (a string is one
-    set named ``test``). Empty: the ``test_samples`` after the training samples of ``dataset``."""
-    variables: dict[str, str] = field(default_factory=dict)
-    """Names used in ``inputs``/``targets`` -> the variable in the files, e.g. ``{a = "x", u =
-    "y"}`` for a neuraloperator ``.pt`` (whose ``x``/``y`` sciops also calls ``input``/
-    ``output``); names not listed are read as they are."""
+POSITIVE = (1, None)
+"""Range of a count that must be positive."""
+COUNT = (0, None)
+"""Range of a count or amount that may be zero."""
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 16
-    """Global batch size (split evenly over DDP ranks)."""
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    scheduler: str = "cosine"
-    """'cosine' (to 0 over ``t_max`` epochs, default the whole run after the warm-up), 'step'
-    (x gamma every step_size epochs) or 'none'. Every schedule advances once per optimizer
-    step (epochs count ``steps_per_epoch`` steps), not once per epoch as neuraloperator's."""
-    step_size: int = 100
-    gamma: float = 0.5
-    t_max: int = 0
-    """Cosine period in epochs (torch's ``CosineAnnealingLR`` ``T_max``; past it the lr rises
-    again unless ``restarts``); 0: the whole run after the warm-up, decaying to 0 at its end."""
-    warmup: int = 0
-    """Linear warm-up epochs before the schedule (0 to ``epochs - 1``); the schedule starts
-    after them (a 'step' schedule counts its step_size from there)."""
-    warmup_start: float = 0.0
-    """The warm-up starts at ``lr * warmup_start`` (0 to 1; 0: from 0) and ends at ``lr``."""
-    restarts: bool = False
-    """Cosine with warm restarts (``CosineAnnealingWarmRestarts``): back to ``lr`` after
-    ``t_max`` epochs, then after each period ``t_mult`` times longer; needs t_max >= 1."""
-    t_mult: int = 1
-    """Growth factor of the restart period (an integer >= 1; 1: equal periods)."""
-    grad_clip: float = 0.0
-    """Max gradient 2-norm; 0 disables clipping."""
-    amp: str = "none"
-    """'none' or 'bf16' (autocast; FFTs stay in float32)."""
-    loss: str = "rel_l2"
-    """'rel_l2', 'rel_h1', 'rel_h1_fd', 'rel_hm1', 'h1_neuralop' (neuraloperator's ``H1Loss``:
-    periodic central differences, one relative error per sample and channel) or 'mse' (see
-    sciops.train.losses)."""
-    loss_reduction: str = "mean"
-    """'mean' over the batch (sciops; the loss scale does not depend on the batch size) or
-    'sum' (neuraloperator's default: the gradient, hence the step, grows with the batch)."""
-    loss_units: str = "data"
-    """Where the loss compares: 'data' (the prediction decoded to data units, sciops) or
-    'normalized' (the model's raw output against standardized targets, neuraloperator's
-    convention; equal to 'data' for relative losses unless targets are standardized)."""
-    normalize: str = "both"
-    """Grid data standardized per channel with training-set statistics: 'both' inputs and
-    targets, 'output' targets only (neuraloperator's Darcy setting) or 'none'. Statistics not
-    fitted stay identity (mean 0, std 1) in the checkpoint, so predict/evaluate honour it."""
-    seed: int = 0
-    checkpoint_every: int = 0
-    """Also write last.pt every this many steps (0: at epoch ends only)."""
-    max_minutes: float = 0.0
-    """Stop after this wall-clock budget (0: no limit); the run stays resumable."""
-    eval_every: int = 1
-    """Evaluate on the test split every this many epochs."""
+@dataclass(frozen=True)
+class DataConfig(Params):
+    """``[data]``: the dataset, its variables, windows and splits."""
+
+    dataset: str = param("", "an existing dataset path as given, else a name under the data "
+                         "root (``$SCIOPS_DATA``, default ``./data``), e.g. the dataset recipe "
+                         "name ``ns2d-fno-nu1e-3``")
+    inputs: list[str] = param(["vorticity"], "input variables; time-dependent ones contribute "
+                              "``in_steps`` channels each")
+    targets: list[str] = param(["vorticity"], "target variables; time-dependent ones "
+                               "contribute ``out_steps`` channels each")
+    in_steps: int = param(10, "input records per time-dependent input", range=POSITIVE)
+    out_steps: int = param(10, "target records per time-dependent target", range=POSITIVE)
+    windows: str = param("first", "'first': one window per sample starting at t=0; "
+                         "'sliding': every start time", choices=("first", "sliding"))
+    window_stride: int = param(1, "records between sliding windows' starts", range=POSITIVE)
+    train_samples: int = param(1000, "the first ``train_samples`` samples train; the next "
+                               "``test_samples`` evaluate", range=COUNT)
+    test_samples: int = param(200, "size of the test split of ``dataset``; unused when "
+                              "``test`` names separate test sets", range=COUNT)
+    test: dict[str, str] = param({}, "separate test datasets by name (paths or names under the "
+                                 "data root), each scored whole at every evaluation and logged "
+                                 "as ``<name>_rel_l2``; the first one picks ``best.pt``, e.g. "
+                                 "``test = {test_16 = \"darcy_test_16.pt\", test_32 = "
+                                 "\"darcy_test_32.pt\"}`` (a string is one set named "
+                                 "``test``). Empty: the ``test_samples`` after the training "
+                                 "samples of ``dataset``")
+    variables: dict[str, str] = param({}, "names used in ``inputs``/``targets`` -> the "
+                                      "variable in the files, e.g. ``{a = \"x\", u = \"y\"}`` "
+                                      "for a neuraloperator ``.pt`` (whose ``x``/``y`` sciops "
+                                      "also calls ``input``/``output``); names not listed are "
+                                      "read as they are")
+
+    def validate(self) -> None:
+        for name in ("inputs", "targets"):
+            value = getattr(self, name)
+            if not value or not all(v.strip() for v in value):
+                raise ValueError(f"{name}={value!r}: expected a non-empty list of variable "
+                                 f"names")
+        for name in ("test", "variables"):
+            value = getattr(self, name)
+            if not all(k.isidentifier() and v.strip() for k, v in value.items()):
+                raise ValueError(f"{name}={value!r}: expected a table of name = \"text\" with "
+                                 f"names of letters, digits and _")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Params):
+    """``[train]``: optimizer, schedule, loss, normalization and run control."""
+
+    epochs: int = param(100, "passes over the training split", range=POSITIVE)
+    batch_size: int = param(16, "global batch size (split evenly over DDP ranks)", range=POSITIVE)
+    lr: float = param(1e-3, "AdamW learning rate", range=(0.0, None), open_low=True)
+    weight_decay: float = param(1e-4, "AdamW weight decay", range=COUNT)
+    scheduler: str = param("cosine", "'cosine' (to 0 over ``t_max`` epochs, default the whole "
+                           "run after the warm-up), 'step' (x gamma every step_size epochs) or "
+                           "'none'. Every schedule advances once per optimizer step (epochs "
+                           "count ``steps_per_epoch`` steps), not once per epoch as "
+                           "neuraloperator's", choices=("cosine", "step", "none"))
+    step_size: int = param(100, "epochs between the 'step' schedule's decays", range=POSITIVE)
+    gamma: float = param(0.5, "factor of each 'step' decay", range=COUNT)
+    t_max: int = param(0, "cosine period in epochs (torch's ``CosineAnnealingLR`` ``T_max``; "
+                       "past it the lr rises again unless ``restarts``); 0: the whole run "
+                       "after the warm-up, decaying to 0 at its end", range=COUNT)
+    warmup: int = param(0, "linear warm-up epochs before the schedule (0 to ``epochs - 1``); "
+                        "the schedule starts after them (a 'step' schedule counts its "
+                        "step_size from there)", range=COUNT)
+    warmup_start: float = param(0.0, "the warm-up starts at ``lr * warmup_start`` (0: from 0) "
+                                "and ends at ``lr``", range=(0.0, 1.0))
+    restarts: bool = param(False, "cosine with warm restarts (``CosineAnnealingWarmRestarts``): "
+                           "back to ``lr`` after ``t_max`` epochs, then after each period "
+                           "``t_mult`` times longer; needs t_max >= 1")
+    t_mult: int = param(1, "growth factor of the restart period (1: equal periods)",
+                        range=POSITIVE)
+    grad_clip: float = param(0.0, "max gradient 2-norm; 0 disables clipping", range=COUNT)
+    amp: str = param("none", "'none' or 'bf16' (autocast; FFTs stay in float32)",
+                     choices=("none", "bf16"))
+    loss: str = param("rel_l2", "'rel_l2', 'rel_h1', 'rel_h1_fd', 'rel_hm1', 'h1_neuralop' "
+                      "(neuraloperator's ``H1Loss``: periodic central differences, one "
+                      "relative error per sample and channel) or 'mse' (see "
+                      "sciops.train.losses)", choices=("rel_l2", "rel_h1", "rel_h1_fd",
+                                                       "rel_hm1", "h1_neuralop", "mse"))
+    loss_reduction: str = param("mean", "'mean' over the batch (sciops; the loss scale does "
+                                "not depend on the batch size) or 'sum' (neuraloperator's "
+                                "default: the gradient, hence the step, grows with the batch)",
+                                choices=("mean", "sum"))
+    loss_units: str = param("data", "where the loss compares: 'data' (the prediction decoded "
+                            "to data units, sciops) or 'normalized' (the model's raw output "
+                            "against standardized targets, neuraloperator's convention; equal "
+                            "to 'data' for relative losses unless targets are standardized)",
+                            choices=("data", "normalized"))
+    normalize: str = param("both", "grid data standardized per channel with training-set "
+                           "statistics: 'both' inputs and targets, 'output' targets only "
+                           "(neuraloperator's Darcy setting) or 'none'. Statistics not fitted "
+                           "stay identity (mean 0, std 1) in the checkpoint, so "
+                           "predict/evaluate honour it", choices=("both", "output", "none"))
+    seed: int = param(0, "seed of the weights, the shuffling and dropout",
+                      range=(0, 2**63 - 1))
+    checkpoint_every: int = param(0, "also write last.pt every this many steps (0: at epoch "
+                                  "ends only)", range=COUNT)
+    max_minutes: float = param(0.0, "stop after this wall-clock budget (0: no limit); the run "
+                               "stays resumable", range=COUNT)
+    eval_every: int = param(1, "evaluate on the test split every this many epochs",
+                            range=POSITIVE)
+
+    def validate(self) -> None:
+        """Warm-up and cosine settings that torch would refuse or that would never take
+        effect."""
+        if self.warmup >= self.epochs:
+            raise ValueError(f"warmup={self.warmup} must be in [0, train.epochs - 1 = "
+                             f"{self.epochs - 1}] (warm-up epochs, then the schedule)")
+        if self.scheduler != "cosine" and (self.restarts or self.t_max):
+            raise ValueError(f"{'restarts' if self.restarts else 't_max'} needs "
+                             f"train.scheduler='cosine', not {self.scheduler!r}")
+        if self.restarts and self.t_max < 1:
+            raise ValueError(f"restarts=true needs train.t_max >= 1 (the first period in epochs), "
+                             f"got {self.t_max}")
 
 
 @dataclass(frozen=True)
@@ -131,65 +172,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
-
-
-_CHOICES = {("train", "scheduler"): ("cosine", "step", "none"),
-            ("train", "amp"): ("none", "bf16"),
-            ("train", "loss"): ("rel_l2", "rel_h1", "rel_h1_fd", "rel_hm1", "h1_neuralop",
-                                "mse"),
-            ("train", "loss_reduction"): ("mean", "sum"),
-            ("train", "loss_units"): ("data", "normalized"),
-            ("train", "normalize"): ("both", "output", "none"),
-            ("data", "windows"): ("first", "sliding")}
-
-
-def _coerce(where: str, value: Any, default: Any) -> Any:
-    if where == "data.test" and isinstance(value, str) and not value.lstrip().startswith("{"):
-        value = {"test": value}
-    if isinstance(value, str) and not isinstance(default, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):  # JSONDecodeError; also >4300 digits, deep nesting
-            if isinstance(default, list):
-                value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-            else:
-                raise SciopsError(f"{where}={value!r}: expected {type(default).__name__}") from None
-    if isinstance(default, bool) != isinstance(value, bool):
-        raise SciopsError(f"{where}={value!r}: expected {type(default).__name__}")
-    if isinstance(default, float) and isinstance(value, int):
-        value = float(value)
-    if not isinstance(value, type(default)):
-        raise SciopsError(f"{where}={value!r}: expected {type(default).__name__}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SciopsError(f"{where}={value!r}: must be a finite number")
-    if isinstance(default, list):
-        if not value or not all(isinstance(v, str) and v.strip() for v in value):
-            raise SciopsError(f"{where}={value!r}: expected a non-empty list of variable names")
-    if isinstance(default, dict):
-        if not all(isinstance(k, str) and k.isidentifier() and isinstance(v, str) and v.strip()
-                   for k, v in value.items()):
-            raise SciopsError(f"{where}={value!r}: expected a table of name = \"text\" with "
-                              f"names of letters, digits and _")
-    return value
-
-
-def _fill(cls: type, table: Any, section: str) -> Any:
-    if not isinstance(table, dict):
-        raise SciopsError(f"[{section}]: expected a table of key = value, got {table!r}")
-    obj = cls()
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise SciopsError(f"[{section}]: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    for k, v in table.items():
-        v = _coerce(f"{section}.{k}", v, getattr(obj, k))
-        choices = _CHOICES.get((section, k))
-        if choices and v not in choices:
-            raise SciopsError(f"{section}.{k}={v!r} is not allowed; choose one of {list(choices)}")
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
-            raise SciopsError(f"{section}.{k}={v!r} must be >= 0")
-        setattr(obj, k, v)
-    return obj
 
 
 def _model_value(text: str) -> Any:
@@ -247,48 +229,31 @@ def build_config(raw: dict[str, Any], overrides: dict[str, str] | None = None) -
     if "name" not in raw.get("model", {}):
         raise SciopsError("training recipe: [model] needs a `name` (see `sciops list`)")
     _check_model(raw["model"])
+    data = raw.get("data", {})
+    if isinstance(data, dict) and isinstance(data.get("test"), str) \
+            and not data["test"].lstrip().startswith("{"):
+        data = {**data, "test": {"test": data["test"]}}  # one test set named "test"
     cfg = RunConfig(name=raw.get("name", "run"), description=raw.get("description", ""),
-                    model=dict(raw["model"]), data=_fill(DataConfig, raw.get("data", {}), "data"),
-                    train=_fill(TrainConfig, raw.get("train", {}), "train"),
-                    physics=_physics(raw.get("physics")))
+                    model=dict(raw["model"]), data=_table(DataConfig, data, "data"),
+                    train=_table(TrainConfig, raw.get("train", {}), "train"),
+                    physics=(None if raw.get("physics") is None
+                             else _table(PinoConfig, raw["physics"], "physics")))
     if not cfg.data.dataset:
         raise SciopsError("training recipe: data.dataset is required (a path or recipe name)")
-    for k in ("batch_size", "epochs", "in_steps", "out_steps", "window_stride"):
-        sec = cfg.train if hasattr(cfg.train, k) else cfg.data
-        if getattr(sec, k) < 1:
-            raise SciopsError(f"{k}={getattr(sec, k)} must be >= 1")
-    _check_schedule(cfg.train)
     return cfg
 
 
-def _physics(table: Any) -> PinoConfig | None:
-    """The ``[physics]`` table (None: absent) as a :class:`PinoConfig`."""
-    if table is None:
-        return None
+def _table(cls: type[Params], table: Any, section: str) -> Any:
+    """The recipe table ``[section]`` as ``cls`` (a :class:`~sciops.params.Params`);
+    SciopsError naming ``section.key`` and what is allowed."""
     if not isinstance(table, dict):
-        raise SciopsError(f"[physics]: expected a table of key = value, got {table!r}")
+        raise SciopsError(f"[{section}]: expected a table of key = value, got {table!r}")
     try:
-        return PinoConfig.from_mapping(table)
+        return cls.from_mapping(table)
     except ValueError as e:
-        raise SciopsError(f"[physics]: {e}") from None
-
-
-def _check_schedule(tc: TrainConfig) -> None:
-    """Warm-up and cosine settings that torch would refuse or that would never take effect."""
-    if tc.warmup >= tc.epochs:
-        raise SciopsError(f"train.warmup={tc.warmup} must be in [0, train.epochs - 1 = "
-                          f"{tc.epochs - 1}] (warm-up epochs, then the schedule)")
-    if tc.warmup_start > 1:
-        raise SciopsError(f"train.warmup_start={tc.warmup_start} must be in [0, 1] (fraction "
-                          f"of train.lr the warm-up starts from)")
-    if tc.t_mult < 1:
-        raise SciopsError(f"train.t_mult={tc.t_mult} must be an integer >= 1")
-    if tc.scheduler != "cosine" and (tc.restarts or tc.t_max):
-        raise SciopsError(f"train.{'restarts' if tc.restarts else 't_max'} needs "
-                          f"train.scheduler='cosine', not {tc.scheduler!r}")
-    if tc.restarts and tc.t_max < 1:
-        raise SciopsError(f"train.restarts=true needs train.t_max >= 1 (the first period in "
-                          f"epochs), got {tc.t_max}")
+        msg = str(e)
+        raise SciopsError(f"[{section}]: {msg}" if msg.startswith("unknown")
+                          else f"{section}.{msg}") from None
 
 
 def _check_model(model: dict[str, Any]) -> None:

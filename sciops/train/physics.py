@@ -524,9 +524,9 @@ def run_config(task: PhysicsTask, cfg: PinnConfig) -> RunConfig:
              "periods": [float(task.hi[i] - task.lo[i]) if n in dom.periodic else None
                          for i, n in enumerate(task.names)]}
     spe = len(task.train_set)
-    epochs = math.ceil(cfg.adam_steps / spe)
+    epochs = max(math.ceil(cfg.adam_steps / spe), 1)  # adam_steps = 0: no Adam phase is run
     train = TrainConfig(epochs=epochs, batch_size=1, lr=cfg.lr, weight_decay=0.0,
-                        scheduler=cfg.scheduler, seed=cfg.seed, eval_every=max(epochs, 1))
+                        scheduler=cfg.scheduler, seed=cfg.seed, eval_every=epochs)
     return RunConfig(name="pinn", description="physics-informed solve", model=model,
                      train=train)
 
