@@ -56,8 +56,8 @@ def test_pdebench_darcy_and_ns(tmp_path):
     assert torch.equal(y[0], torch.from_numpy(vel[1, 3, ..., 0]))
 
 
-def test_the_well(tmp_path):
-    path = tmp_path / "shear_flow.hdf5"
+def _well_file(path):
+    """A small The Well HDF5 file (2 samples, 4 times, 8 x 6, density and velocity)."""
     dens = rng.random((2, 4, 8, 6), dtype=np.float32)
     vel = rng.random((2, 4, 8, 6, 2), dtype=np.float32)
     with h5py.File(path, "w") as f:
@@ -73,6 +73,12 @@ def test_the_well(tmp_path):
         t0["mask"].attrs.update(sample_varying=False, time_varying=False)
         f.create_group("t1_fields")["velocity"] = vel
         f.create_group("t2_fields")
+    return dens, vel
+
+
+def test_the_well(tmp_path):
+    path = tmp_path / "shear_flow.hdf5"
+    dens, vel = _well_file(path)
     ds = open_dataset(path)
     assert ds["density"].dims == ("sample", "time", "x", "y")
     assert ds["mask"].dims == ("x", "y")
@@ -112,5 +118,11 @@ def test_info_describes_peers_files(tmp_path, capsys):
     assert cli.main(["info", str(h5)]) == 0
     out = capsys.readouterr().out
     assert "(PDEBench HDF5;" in out and "variable  a (sample=4, x=8, y=8)" in out
+    well = tmp_path / "shear_flow.hdf5"
+    _well_file(well)
+    assert cli.main(["info", str(well)]) == 0
+    out = capsys.readouterr().out
+    assert "(The Well HDF5;" in out and "samples   2" in out
+    assert "variable  velocity_y (sample=2, time=4, x=8, y=6) float32" in out
     assert cli.main(["info", str(pt), "--verify"]) == 2
     assert "no manifest of hashes" in capsys.readouterr().err
