@@ -180,11 +180,15 @@ for _dim in (1, 2):
 class AdvectionParams(SteadyParams):
     beta: float = param(200.0, "advection speed β (length/time; GP-HM: 200)", range=(-1e6, 1e6))
     t_final: float = param(1.0, "time span (time)", range=(0.0, None), open_low=True)
+    data: str = param("inflow", "faces carrying u = g: 'inflow' (t = 0 and the inflow face, the "
+                      "well-posed data) or 'all' four faces (GP-HM's setting: consistent only "
+                      "with an exact solution)", choices=("inflow", "all"))
 
 
 @register
 class AdvectionSpaceTime1D(SteadyPDE):
-    """Advection u_t + beta u_x = f on (t, x), u given at t=0 and on the inflow face."""
+    """Advection u_t + beta u_x = f on (t, x), u given at t=0 and on the inflow face (or on
+    every face, GP-HM's setting)."""
 
     name, axes = "advection-spacetime1d", ("t", "x")
     Params = AdvectionParams
@@ -197,8 +201,10 @@ class AdvectionSpaceTime1D(SteadyPDE):
 
     def domain(self, params: AdvectionParams) -> Domain:
         """``u = g`` at ``t = 0`` and on the inflow face (``x = 0`` for ``β >= 0``, else
-        ``x = length``): the well-posed data of a first-order hyperbolic equation. The
-        outflow face and ``t = t_final`` carry the equation."""
+        ``x = length``): the well-posed data of a first-order hyperbolic equation; the
+        outflow face and ``t = t_final`` carry the equation. ``data = 'all'``: every face."""
+        if params.data == "all":
+            return super().domain(params)
         inflow = 0.0 if params.beta >= 0 else params.length
         return Domain(self.box(params), ("u",), conditions=(
             dirichlet("t=0", "t", 0.0, "u", "g"),
