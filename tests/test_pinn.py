@@ -179,8 +179,9 @@ def test_cli_solve_gp_kron_and_errors(tmp_path, capsys):
     code = main(["solve", "poisson2d", "--option", "bogus=1", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and "unknown option 'bogus'" in err and len(err.strip().splitlines()) == 1
-    for pde, method, why in (("darcy2d", "pinn", "darcy2d: "), ("ks2d", "pinn", "box average"),
-                             ("heat1d", "gp-kron", "")):
+    for pde, method, why in (("darcy2d", "pinn", "no pointwise strong form"),
+                             ("ks2d", "pinn", "box average"), ("heat1d", "gp-kron", ""),
+                             ("les3d", "pinn", "grid field")):
         code = main(["solve", pde, "--method", method, "--out", str(tmp_path / "y")])
         err = capsys.readouterr().err
         assert code == 2 and err.startswith(f"sciops: error: {pde} cannot be solved by "

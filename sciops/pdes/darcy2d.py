@@ -52,6 +52,7 @@ from sciops.pdes.base import (
     PDE,
     Domain,
     Params,
+    PointSample,
     SolverDiverged,
     Variable,
     dirichlet,
@@ -285,6 +286,14 @@ class Darcy2D(PDE):
         """The unit square, unknown ``u``, ``u = 0`` on its four sides."""
         sides = tuple(dirichlet(f"{c}={v:g}", c, v, "u") for c in ("x", "y") for v in (0.0, 1.0))
         return Domain({"x": (0.0, 1.0), "y": (0.0, 1.0)}, ("u",), conditions=sides)
+
+    def point_sample(self, params: Darcy2DParams, inputs: Mapping[str, Tensor]) -> PointSample:
+        """Refused: the PINN path needs a pointwise strong form, which a thresholded
+        coefficient does not give."""
+        raise NotImplementedError("darcy2d: its coefficient a is thresholded (piecewise "
+                                  "constant, discontinuous), so -div(a grad u) = f has no "
+                                  "pointwise strong form; its solutions come from the grid "
+                                  "solver (sciops generate darcy2d)")
 
     def residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                  params: Darcy2DParams) -> Tensor:

@@ -52,7 +52,16 @@ import torch
 from torch import Tensor
 
 from sciops import autodiff, integrators, spectral
-from sciops.pdes.base import PDE, Domain, Params, Variable, dirichlet, param, register
+from sciops.pdes.base import (
+    PDE,
+    Domain,
+    Params,
+    PointSample,
+    Variable,
+    dirichlet,
+    param,
+    register,
+)
 
 _BOX = (2 * math.pi,) * 3
 # Symmetric-tensor storage order (xx, yy, zz, xy, xz, yz) and its 3x3 index map.
@@ -487,6 +496,13 @@ class LES3D(PDE):
         box = {"t": (0.0, params.t_final), **{c: (0.0, _BOX[0]) for c in ("x", "y", "z")}}
         initial = tuple(dirichlet(f"{c}(t=0)", "t", 0.0, c, f"{c}0") for c in ("u", "v", "w"))
         return Domain(box, ("u", "v", "w", "p"), ("x", "y", "z"), initial)
+
+    def point_sample(self, params: LES3DParams, inputs: Mapping[str, Tensor]) -> PointSample:
+        """Refused: the initial velocity is a grid field."""
+        raise NotImplementedError("les3d: its initial velocity is a grid field (sampled on "
+                                  "input_resolution³) with no point evaluation; its LES "
+                                  "residual has an autograd form (pointwise_residual) for "
+                                  "fields given at points")
 
     def pointwise_residual(self, fields: Mapping[str, Tensor], coords: Mapping[str, Tensor],
                            params: LES3DParams) -> Tensor:
