@@ -36,12 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "mutation.json"
 
 # module -> its targeted tests: its own test files (spectral.py also holds the truncated
-# transforms of the FNO spectral convolution, tested in test_spectral_conv.py), plus the
+# transforms of the FNO spectral convolution, tested in test_spectral_conv.py, and the sine
+# series of the random fields and poisson2d, tested there), plus the
 # residual tests of the PDE modules
 _SEMILINEAR_TESTS = ["tests/test_semilinear.py", "tests/test_catalog_1d.py",
                      "tests/test_catalog_2d.py", "tests/test_residuals.py"]
 MODULES: dict[str, list[str]] = {
-    "sciops/spectral.py": ["tests/test_spectral.py", "tests/test_spectral_conv.py"],
+    "sciops/spectral.py": ["tests/test_spectral.py", "tests/test_spectral_conv.py",
+                           "tests/test_random_fields.py", "tests/test_poisson2d.py"],
     "sciops/train/losses.py": ["tests/test_losses.py"],
     "sciops/evaluate/metrics.py": ["tests/test_metrics.py"],
     "sciops/pdes/__init__.py": ["tests/test_pde_base.py"],
@@ -62,8 +64,16 @@ EQUIVALENT: dict[str, str] = {
         ">= 2 (n_records >= 1)",
     "sciops.pdes.poisson2d.xǁPoisson2Dǁresidual__mutmut_20":
         "u.shape[-1] -> u.shape[+1]: u is (batch, n, n), so both are n",
-    "sciops.pdes.poisson2d.x_sine_series_at__mutmut_9":
-        "integer mode numbers k: an int64 arange promotes to x's dtype with the same values",
+    "sciops.spectral.x_inverse_laplacian__mutmut_34":
+        "inner where k2 > 0 -> k2 >= 0: it only guards the division; the outer where sets the "
+        "k2 = 0 mode to 0 either way (wavenumbers carry no gradient)",
+    "sciops.spectral.x_irfft__mutmut_4":
+        "dim=range(-d, 0) -> dim=None: with s of length d, irfftn transforms the last d dims",
+    "sciops.spectral.x_truncated_irfftn__mutmut_113":
+        "_use_matmul chooses between two implementations of the same transform (FFT or DFT "
+        "matrix) by speed; inverting it changes the time, not the values",
+    "sciops.spectral.x_sine_series_at__mutmut_23":
+        "device=x.device -> device=None: the same device on a CPU run",
     "sciops.pdes.poisson2d.xǁPoisson2Dǁpoint_sample__mutmut_14":
         "f_hat.shape[-1] -> f_hat.shape[+1]: the sample's f_hat is (M, M), both are M",
     "sciops.pdes.antiderivative1d.xǁAntiderivative1Dǁpoint_sample__mutmut_4":

@@ -134,3 +134,21 @@ def test_spectral_conv_init_transform_and_copy():
     assert conv.transform(x) is x
     ref = NeuralopConv(2, 3, (4, 4), factorization="cp", rank=0.3)
     assert SpectralConv.from_neuralop(ref).rank == 0.3
+
+
+def test_sine_series_at_points_equals_the_synthesized_grid():
+    """The sine series evaluated at scattered points (PINN/GP inputs) equals the grid
+    synthesis at the grid's own points, for a non-square set of modes."""
+    coeffs = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    n = 9
+    grid = spectral.sine_basis(n, 5) @ coeffs @ spectral.sine_basis(n, 3).T  # (x, y)
+    x, y = torch.meshgrid(torch.linspace(0, 1, n, dtype=torch.float64),
+                          torch.linspace(0, 1, n, dtype=torch.float64), indexing="ij")
+    at = spectral.sine_series_at(coeffs, x.flatten(), y.flatten())
+    assert at.shape == (n * n,)
+    assert torch.allclose(at.reshape(n, n), grid, atol=1e-13)
+
+
+def test_divergence_names_the_component_count():
+    with pytest.raises(ValueError, match="divergence: expected 2 components, got 1"):
+        spectral.divergence([torch.zeros(4, 4)], (1.0, 1.0))
