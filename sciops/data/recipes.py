@@ -28,6 +28,7 @@ from typing import Any
 from sciops import pdes
 from sciops._toml import tomllib
 from sciops.errors import SciopsError
+from sciops.params import Params, param
 
 _TOP_KEYS = {"name", "pde", "description", "samples", "seed", "samples_per_shard", "batch_size",
              "params"}
@@ -66,40 +67,38 @@ def find_recipe_file(name_or_path: str, kind: str = "datasets") -> Path:
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """A dataset recipe with its PDE parameters already validated."""
+class Recipe(Params):
+    """A dataset recipe with its PDE parameters already validated; a bad value raises
+    SciopsError naming the recipe and the field."""
 
-    name: str
-    pde: str
-    params: pdes.Params
-    samples: int = 100
-    seed: int = 0
-    samples_per_shard: int = 50
-    batch_size: int = 10
-    description: str = ""
+    name: str = param("", "the dataset's name (its folder): non-empty, no path separators")
+    pde: str = param("", "the registered PDE (`sciops list pdes`)")
+    params: Params | None = param(None, "the PDE's parameters (its own Params class)")
+    samples: int = param(100, "samples to generate", range=(1, None))
+    seed: int = param(0, "seed of the random inputs (sample i's stream is derived from it)",
+                      range=(0, 2**63 - 1))
+    samples_per_shard: int = param(50, "samples per netCDF shard (a multiple of batch_size)",
+                                   range=(1, None))
+    batch_size: int = param(10, "samples solved together", range=(1, None))
+    description: str = param("", "what the data are (and where the setting comes from)")
 
     def __post_init__(self) -> None:
-        where = f"recipe {self.name!r}" if isinstance(self.name, str) else "recipe"
-        for key in ("name", "pde", "description"):
-            if not isinstance(getattr(self, key), str):
-                raise SciopsError(f"{where}: {key}={getattr(self, key)!r}: expected a string")
+        try:
+            super().__post_init__()
+        except ValueError as e:
+            where = f"recipe {self.name!r}" if isinstance(self.name, str) else "recipe"
+            raise SciopsError(f"{where}: {e}") from None
+
+    def validate(self) -> None:
         if (not self.name.strip() or self.name.strip() in (".", "..")
                 or any(c in self.name for c in "/\\\0")):
-            raise SciopsError(f"{where}: name={self.name!r}: expected a non-empty name without "
-                              f"path separators (it names the dataset folder)")
-        for key in ("samples", "seed", "samples_per_shard", "batch_size"):
-            if type(getattr(self, key)) is not int:
-                raise SciopsError(f"{where}: {key}={getattr(self, key)!r}: expected an integer")
-        for key in ("samples", "samples_per_shard", "batch_size"):
-            if getattr(self, key) < 1:
-                raise SciopsError(f"recipe {self.name}: {key}={getattr(self, key)} must be >= 1")
+            raise ValueError(f"name={self.name!r}: expected a non-empty name without path "
+                             f"separators (it names the dataset folder)")
+        if self.params is None:
+            raise ValueError("params: the PDE's parameters are required")
         if self.samples_per_shard % self.batch_size:
-            raise SciopsError(
-                f"recipe {self.name}: samples_per_shard={self.samples_per_shard} must be a "
-                f"multiple of batch_size={self.batch_size}")
-        if not 0 <= self.seed < 2**63:
-            raise SciopsError(f"recipe {self.name}: seed={self.seed} out of range; "
-                              f"allowed [0, 2**63 - 1]")
+            raise ValueError(f"samples_per_shard={self.samples_per_shard} must be a multiple "
+                             f"of batch_size={self.batch_size}")
 
     @property
     def n_shards(self) -> int:
