@@ -361,3 +361,12 @@ def test_problem_recipes_are_valid(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err == ("sciops: error: --recipe gp-hm-advection is a "
                                  "advection-spacetime1d problem, not helmholtz1d\n")
+    for text, words in (('pde = "poisson1d"\neval_points = 1\n', "eval_points=1 is out of range"),
+                        ('pde = "poisson1d"\nparams = 3\n', "a [params] table expected"),
+                        ('pde = "poisson1d"\nexact = 3\n', "exact=3: expected str")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        code = main(["solve", "--recipe", str(bad), "--out", str(tmp_path / "y"), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith(f"sciops: error: problem recipe {bad}: ")
+        assert words in err and err.count("\n") == 1

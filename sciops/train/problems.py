@@ -22,12 +22,13 @@ Values given on the command line win over the recipe's.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sciops._toml import tomllib
 from sciops.data.recipes import find_recipe_file
 from sciops.errors import SciopsError
+from sciops.params import Params, param
 
 __all__ = ["ProblemRecipe", "load_problem"]
 
@@ -40,16 +41,19 @@ def _text(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class ProblemRecipe:
+class ProblemRecipe(Params):
     """A problem recipe; ``params`` and ``options[method]`` as ``--set``/``--option`` text."""
 
-    name: str
-    pde: str
-    description: str = ""
-    exact: str | None = None
-    eval_points: int | None = None
-    params: dict[str, str] = field(default_factory=dict)
-    options: dict[str, dict[str, str]] = field(default_factory=dict)
+    name: str = param("", "the problem's name")
+    pde: str = param("", "the registered PDE (`sciops list pdes`)")
+    description: str = param("", "what is solved and where the setting comes from")
+    exact: str | None = param(None, "a closed-form solution (--exact), else the PDE's own "
+                              "random instance (seed 0)")
+    eval_points: int | None = param(None, "points per axis of the error grid (--eval-points)",
+                                    range=(2, None))
+    params: dict[str, str] = param({}, "the PDE's parameters (--set)")
+    options: dict[str, Any] = param({}, "solver options per method, ``{method: {key: "
+                                    "value}}`` (--option)")
 
 
 def load_problem(name_or_path: str) -> ProblemRecipe:
@@ -65,12 +69,17 @@ def load_problem(name_or_path: str) -> ProblemRecipe:
         raise SciopsError(f"problem recipe {path}: " + (f"unknown key(s) {unknown}; allowed: "
                                                         f"{sorted(_KEYS)}" if unknown
                                                         else "needs `pde`"))
-    options = raw.get("options", {})
+    options, params = raw.get("options", {}), raw.get("params", {})
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
         raise SciopsError(f"problem recipe {path}: [options.METHOD] tables expected")
-    return ProblemRecipe(
-        name=str(raw.get("name", path.stem)), pde=str(raw["pde"]),
-        description=str(raw.get("description", "")), exact=raw.get("exact"),
-        eval_points=raw.get("eval_points"),
-        params={k: _text(v) for k, v in raw.get("params", {}).items()},
-        options={m: {k: _text(v) for k, v in o.items()} for m, o in options.items()})
+    if not isinstance(params, dict):
+        raise SciopsError(f"problem recipe {path}: a [params] table expected")
+    try:
+        return ProblemRecipe(
+            name=str(raw.get("name", path.stem)), pde=str(raw["pde"]),
+            description=str(raw.get("description", "")), exact=raw.get("exact"),
+            eval_points=raw.get("eval_points"),
+            params={k: _text(v) for k, v in params.items()},
+            options={m: {k: _text(v) for k, v in o.items()} for m, o in options.items()})
+    except ValueError as e:
+        raise SciopsError(f"problem recipe {path}: {e}") from None
