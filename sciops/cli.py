@@ -39,6 +39,7 @@ LIST_SECTIONS = {
     "datasets": "dataset recipes (`sciops generate NAME`): PDE, default sample count, summary",
     "models": "models of the zoo (`[model] name` in a training recipe), one line each",
     "solvers": "training recipes (`sciops train NAME`): model, dataset, summary",
+    "problems": "problem recipes (`sciops solve --recipe NAME`): PDE, summary",
 }
 
 
@@ -125,6 +126,12 @@ def _list_rows(section: str) -> list[tuple[str, ...]]:
         from sciops import models
 
         return [(name, _doc_line(models.factory(name))) for name in models.available()]
+    if section == "problems":
+        from sciops.data import known_recipes
+        from sciops.train.problems import load_problem
+
+        problems = [load_problem(name) for name in known_recipes("problems")]
+        return [(p.name, p.pde, _headline(p.description)) for p in problems]
     from sciops.data import known_recipes
     from sciops.train.config import load_run_config
 
@@ -141,7 +148,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     width = shutil.get_terminal_size((100, 24)).columns
     titles = {"pdes": "PDEs (methods)", "datasets": "Dataset recipes", "models": "Models",
-              "solvers": "Training recipes (model, dataset)"}
+              "solvers": "Training recipes (model, dataset)",
+              "problems": "Problem recipes (PDE)"}
     for k, section in enumerate([args.section] if args.section else list(LIST_SECTIONS)):
         if k:
             print()
@@ -392,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     import textwrap
 
     ls = sub.add_parser(
-        "list", help="list PDEs with their methods, dataset recipes, models and training "
+        "list", help="list PDEs with their methods, dataset recipes, models, training and problem "
         "recipes (sections: " + ", ".join(LIST_SECTIONS) + ")",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="List what sciops knows, in sections (all of them without SECTION):\n"

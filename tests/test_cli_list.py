@@ -16,7 +16,8 @@ from sciops.cli import _headline, main
 from sciops.data import known_recipes
 from sciops.pdes import base
 
-TITLES = ["PDEs (methods):", "Dataset recipes:", "Models:", "Training recipes (model, dataset):"]
+TITLES = ["PDEs (methods):", "Dataset recipes:", "Models:", "Training recipes (model, dataset):",
+          "Problem recipes (PDE):"]
 
 
 def run_list(capsys, monkeypatch, columns: int, *args: str) -> list[str]:
@@ -66,12 +67,12 @@ def column_starts(line: str, cells: list[str]) -> tuple[int, ...]:
     return tuple(starts)
 
 
-def test_list_shows_four_aligned_sections_wrapped_to_the_terminal(capsys, monkeypatch):
+def test_list_shows_five_aligned_sections_wrapped_to_the_terminal(capsys, monkeypatch):
     lines = run_list(capsys, monkeypatch, 80)
     found = sections(lines)
     assert list(found) == TITLES
     assert max(map(len, lines)) <= 80
-    for title, n_cols in zip(TITLES, (2, 3, 1, 3)):
+    for title, n_cols in zip(TITLES, (2, 3, 1, 3, 2)):
         table = rows(found[title], n_cols)
         # aligned: every description starts in the same column, and so does every column
         assert len({start for _, _, start in table.values()}) == 1, title
@@ -94,6 +95,9 @@ def test_list_shows_four_aligned_sections_wrapped_to_the_terminal(capsys, monkey
     assert solver["deeponet-antiderivative"] == (
         ["deeponet-antiderivative", "deeponet", "antiderivative1d"],
         "DeepONet on antiderivative1d", solver["deeponet-antiderivative"][2])
+    problem = rows(found["Problem recipes (PDE):"], 2)
+    assert list(problem) == list(known_recipes("problems"))
+    assert problem["gp-hm-poisson1d-sin100"][0] == ["gp-hm-poisson1d-sin100", "poisson1d"]
 
 
 def test_narrow_terminal_wraps_with_a_hanging_indent_and_keeps_every_word(capsys, monkeypatch):
