@@ -46,7 +46,7 @@ class Params:
             if value is None and (f.default is None or type(None) in
                                   typing.get_args(hints[f.name])):
                 continue
-            _check_type(type(self).__name__, f.name, value, hints[f.name])
+            _check_type(f.name, value, hints[f.name])
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
                 raise ValueError(f"{f.name}={value!r} is not allowed; "
@@ -115,7 +115,7 @@ def _base_types(hint: Any) -> tuple[type, ...]:
     return tuple(typing.get_origin(t) or t for t in members)
 
 
-def _check_type(owner: str, name: str, value: Any, hint: Any) -> None:
+def _check_type(name: str, value: Any, hint: Any) -> None:
     types = _base_types(hint)
     if float in types and isinstance(value, int) and not isinstance(value, bool):
         return

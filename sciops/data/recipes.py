@@ -172,11 +172,3 @@ def load_recipe(name_or_path: str) -> Recipe:
     top = {k: data[k] for k in ("samples", "seed", "samples_per_shard", "batch_size",
                                 "description") if k in data}
     return Recipe(name=data["name"], pde=data["pde"], params=params, **top)
-
-
-def recipe_from_dict(d: dict[str, Any]) -> Recipe:
-    """Inverse of :meth:`Recipe.to_dict` (used to read manifests)."""
-    params = _params(d["pde"], d["params"], f"recipe {d['name']}")
-    return Recipe(name=d["name"], pde=d["pde"], params=params, samples=d["samples"],
-                  seed=d["seed"], samples_per_shard=d["samples_per_shard"],
-                  batch_size=d["batch_size"], description=d.get("description", ""))

@@ -477,11 +477,6 @@ def shards(root: Path, *, allow_partial: bool = False, check: bool = True) -> li
     return [Shard((root / name, *rec["samples"])) for name, rec in ordered]
 
 
-def shard_paths(root: Path, *, allow_partial: bool = False, check: bool = True) -> list[Path]:
-    """Paths of the complete shards, in sample order; see :func:`shards`."""
-    return [s.path for s in shards(root, allow_partial=allow_partial, check=check)]
-
-
 def _record_of(path: Path) -> tuple[dict[str, Any], str] | None:
     """The record of a single shard file of a dataset directory (None if not in one)."""
     root = path.parent

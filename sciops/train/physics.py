@@ -222,14 +222,6 @@ def _finite_json(value: Any) -> bool:
     return True
 
 
-def _typed(key: str, value: str, kind: type) -> Any:
-    """Option ``key=value`` as ``kind`` (int, float or str); ValueError naming the option."""
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{key}={value!r}: expected {kind.__name__}") from None
-
-
 def pinn_model(model: Mapping[str, Any], d: int, outputs: int) -> nn.Module:
     """The ``pinn`` model of keywords ``model`` for ``d`` coordinates and ``outputs``
     unknowns, on the meta device (shapes only, no memory): checks the keywords.
