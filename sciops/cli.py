@@ -238,6 +238,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from sciops.train import Trainer, load_run_config
     from sciops.train.config import resume_config
+    from sciops.train.distributed import teardown
 
     overrides = _overrides(args.set)
     for key, value in (("data.dataset", args.data), ("model.name", args.model)):
@@ -259,7 +260,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_run_config(args.recipe, overrides)
     trainer = Trainer(cfg, out, device=args.device, progress=not args.quiet,
                       max_memory=args.max_memory)
-    last = trainer.fit(resume=args.resume, max_steps=args.max_steps)
+    try:
+        last = trainer.fit(resume=args.resume, max_steps=args.max_steps)
+    finally:
+        teardown()  # a torchrun rank leaves its process group
     if trainer.ctx.main:
         print(trainer.summary(last))
     return 0

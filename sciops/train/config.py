@@ -21,6 +21,7 @@ from sciops._toml import tomllib
 from sciops.data.recipes import find_recipe_file, known_recipes
 from sciops.errors import SciopsError
 from sciops.params import Params, param
+from sciops.train.losses import LOSSES
 
 POSITIVE = (1, None)
 """Range of a count that must be positive."""
@@ -108,8 +109,7 @@ class TrainConfig(Params):
     loss: str = param("rel_l2", "'rel_l2', 'rel_h1', 'rel_h1_fd', 'rel_hm1', 'h1_neuralop' "
                       "(neuraloperator's ``H1Loss``: periodic central differences, one "
                       "relative error per sample and channel) or 'mse' (see "
-                      "sciops.train.losses)", choices=("rel_l2", "rel_h1", "rel_h1_fd",
-                                                       "rel_hm1", "h1_neuralop", "mse"))
+                      "sciops.train.losses)", choices=LOSSES)
     loss_reduction: str = param("mean", "'mean' over the batch (sciops; the loss scale does "
                                 "not depend on the batch size) or 'sum' (neuraloperator's "
                                 "default: the gradient, hence the step, grows with the batch)",

@@ -47,5 +47,6 @@ def setup(device: str | torch.device | None = None) -> Context:
 
 
 def teardown() -> None:
+    """Leave the process group of a torchrun rank (no-op in a single process)."""
     if dist.is_initialized():
         dist.destroy_process_group()
