@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from sciops import pdes
+from sciops import pdes, plugins
 from sciops.pdes import base
 from sciops.pdes.base import PDE, Params, SolverDiverged, dirichlet, param
 
@@ -216,8 +216,8 @@ def test_broken_entry_point_is_skipped_with_one_warning(monkeypatch, capsys):
         raise ImportError("no  module\n named x")
     ep = SimpleNamespace(name="broken-test", value="pkg:Cls", load=load)
     good = SimpleNamespace(name="good-test", value="pkg:Good", load=lambda: "GoodClass")
-    monkeypatch.setattr(base, "entry_points", lambda group: [ep, good] if group == "sciops.pdes"
-                        else [])
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [ep, good]
+                        if group == "sciops.pdes" else [])
     monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
     monkeypatch.setattr(base, "_BROKEN", set())
     base._load_entry_points()

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
 from torch import nn
+
+from sciops import plugins
 
 __all__ = ["KINDS", "register", "build", "available", "factory", "kind"]
 
@@ -66,16 +66,8 @@ def _load() -> None:
     use it."""
     for module in _BUILTIN_MODULES:
         importlib.import_module(f"{__name__}.{module}")
-    for ep in entry_points(group="sciops.models"):
-        if ep.name in _REGISTRY or ep.name in _BROKEN:
-            continue
-        try:
-            register(ep.name)(ep.load())
-        except Exception as e:  # a plug-in's import can fail in any way
-            _BROKEN.add(ep.name)
-            reason = " ".join(str(e).split()) or "(no message)"
-            print(f"sciops: warning: skipped model plug-in {ep.name} = {ep.value}: "
-                  f"{type(e).__name__}: {reason}", file=sys.stderr)
+    plugins.load_entry_points("sciops.models", "model", _REGISTRY, _BROKEN,
+                              lambda name, cls: register(name)(cls))
 
 
 def available() -> list[str]:

@@ -8,16 +8,15 @@ A PDE family is a subclass of :class:`PDE` registered under a short name with
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from sciops import plugins
 from sciops.params import Params, param
 
 __all__ = ["PDE", "Params", "param", "Variable", "Condition", "Domain", "PointSample",
@@ -159,19 +158,13 @@ _BROKEN: set[str] = set()  # entry points that failed to load (warned about once
 
 
 def _load_entry_points() -> None:
-    """Register the classes of the entry-point group ``sciops.pdes``. One that fails to load
-    is skipped with one line ``sciops: warning: ...`` on stderr, so a broken plug-in breaks
-    no command that does not use it."""
-    for ep in entry_points(group="sciops.pdes"):
-        if ep.name in _REGISTRY or ep.name in _BROKEN:
-            continue
-        try:
-            _REGISTRY[ep.name] = ep.load()
-        except Exception as e:  # a plug-in's import can fail in any way
-            _BROKEN.add(ep.name)
-            reason = " ".join(str(e).split()) or "(no message)"
-            print(f"sciops: warning: skipped PDE plug-in {ep.name} = {ep.value}: "
-                  f"{type(e).__name__}: {reason}", file=sys.stderr)
+    """Register the classes of the entry-point group ``sciops.pdes`` (see
+    :func:`sciops.plugins.load_entry_points`: a broken one is skipped with one warning)."""
+
+    def add(name: str, cls: type[PDE]) -> None:
+        _REGISTRY[name] = cls
+
+    plugins.load_entry_points("sciops.pdes", "PDE", _REGISTRY, _BROKEN, add)
 
 
 def available() -> list[str]:
