@@ -246,3 +246,21 @@ def test_cli_solve_wave2d_standing_wave_with_exact_initial_and_boundary_conditio
     assert code == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["grid"] == [5, 9, 9] and summary["rel_l2"]["u"] < 5e-3
+
+
+def test_lbfgs_ending_on_a_non_finite_loss_restores_its_starting_weights():
+    """L-BFGS's line search can step into overflow; the weights it started from come back
+    and the last loss reported is theirs (finite), never NaN weights."""
+    from types import SimpleNamespace
+
+    from sciops.train.physics import lbfgs
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.5)
+    p = model.weight
+    task = SimpleNamespace(full_loss=lambda m: ((p - 3) ** 2).sum()
+                           + torch.where(p > 1, torch.nan, 0.0).sum())
+    losses = lbfgs(model, task, steps=5)
+    w = float(model.weight.detach())
+    assert 0.5 <= w <= 1 and losses[-1] == pytest.approx((w - 3) ** 2, rel=1e-6)

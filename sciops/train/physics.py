@@ -484,12 +484,13 @@ class PinnResult:
 
 def lbfgs(model: nn.Module, task: PhysicsTask, steps: int) -> list[float]:
     """``steps`` L-BFGS iterations (strong Wolfe) on the full loss; the losses evaluated.
-    If the iteration ends on a non-finite loss (its line search can overflow), the weights
-    it started from are restored, and the last loss reported is theirs."""
+    Its line search can step into overflow: if the iteration ends on a non-finite loss, or
+    torch's strong-Wolfe search breaks on one, the best weights it evaluated (or those it
+    started from) are restored, and the last loss reported is theirs."""
     losses: list[float] = []
     if steps == 0:
         return losses
-    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best = [math.inf, {k: v.detach().clone() for k, v in model.state_dict().items()}]
     opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=steps,
                             max_eval=int(1.25 * steps) + 1, history_size=50,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-14,
@@ -500,11 +501,17 @@ def lbfgs(model: nn.Module, task: PhysicsTask, steps: int) -> list[float]:
         loss = task.full_loss(model)
         loss.backward()
         losses.append(float(loss.detach()))
+        if losses[-1] < best[0]:
+            best[:] = losses[-1], {k: v.detach().clone() for k, v in model.state_dict().items()}
         return loss
 
-    opt.step(closure)
-    if not math.isfinite(float(task.full_loss(model).detach())):
-        model.load_state_dict(start)
+    try:
+        opt.step(closure)
+        finite = math.isfinite(float(task.full_loss(model).detach()))
+    except IndexError:  # torch's bracketing indexes an empty bracket after a NaN loss
+        finite = False
+    if not finite:
+        model.load_state_dict(best[1])
         losses.append(float(task.full_loss(model).detach()))
     return losses
 
