@@ -25,7 +25,7 @@ from sciops.train.losses import LOSSES
 
 POSITIVE = (1, None)
 """Range of a count that must be positive."""
-COUNT = (0, None)
+NONNEGATIVE = (0, None)
 """Range of a count or amount that may be zero."""
 
 
@@ -46,9 +46,9 @@ class DataConfig(Params):
                          "'sliding': every start time", choices=("first", "sliding"))
     window_stride: int = param(1, "records between sliding windows' starts", range=POSITIVE)
     train_samples: int = param(1000, "the first ``train_samples`` samples train; the next "
-                               "``test_samples`` evaluate", range=COUNT)
+                               "``test_samples`` evaluate", range=NONNEGATIVE)
     test_samples: int = param(200, "size of the test split of ``dataset``; unused when "
-                              "``test`` names separate test sets", range=COUNT)
+                              "``test`` names separate test sets", range=NONNEGATIVE)
     test: dict[str, str] = param({}, "separate test datasets by name (paths or names under the "
                                  "data root), each scored whole at every evaluation and logged "
                                  "as ``<name>_rel_l2``; the first one picks ``best.pt``, e.g. "
@@ -82,20 +82,20 @@ class TrainConfig(Params):
     epochs: int = param(100, "passes over the training split", range=POSITIVE)
     batch_size: int = param(16, "global batch size (split evenly over DDP ranks)", range=POSITIVE)
     lr: float = param(1e-3, "AdamW learning rate", range=(0.0, None), open_low=True)
-    weight_decay: float = param(1e-4, "AdamW weight decay", range=COUNT)
+    weight_decay: float = param(1e-4, "AdamW weight decay", range=NONNEGATIVE)
     scheduler: str = param("cosine", "'cosine' (to 0 over ``t_max`` epochs, default the whole "
                            "run after the warm-up), 'step' (x gamma every step_size epochs) or "
                            "'none'. Every schedule advances once per optimizer step (epochs "
                            "count ``steps_per_epoch`` steps), not once per epoch as "
                            "neuraloperator's", choices=("cosine", "step", "none"))
     step_size: int = param(100, "epochs between the 'step' schedule's decays", range=POSITIVE)
-    gamma: float = param(0.5, "factor of each 'step' decay", range=COUNT)
+    gamma: float = param(0.5, "factor of each 'step' decay", range=NONNEGATIVE)
     t_max: int = param(0, "cosine period in epochs (torch's ``CosineAnnealingLR`` ``T_max``; "
                        "past it the lr rises again unless ``restarts``); 0: the whole run "
-                       "after the warm-up, decaying to 0 at its end", range=COUNT)
+                       "after the warm-up, decaying to 0 at its end", range=NONNEGATIVE)
     warmup: int = param(0, "linear warm-up epochs before the schedule (0 to ``epochs - 1``); "
                         "the schedule starts after them (a 'step' schedule counts its "
-                        "step_size from there)", range=COUNT)
+                        "step_size from there)", range=NONNEGATIVE)
     warmup_start: float = param(0.0, "the warm-up starts at ``lr * warmup_start`` (0: from 0) "
                                 "and ends at ``lr``", range=(0.0, 1.0))
     restarts: bool = param(False, "cosine with warm restarts (``CosineAnnealingWarmRestarts``): "
@@ -103,7 +103,7 @@ class TrainConfig(Params):
                            "``t_mult`` times longer; needs t_max >= 1")
     t_mult: int = param(1, "growth factor of the restart period (1: equal periods)",
                         range=POSITIVE)
-    grad_clip: float = param(0.0, "max gradient 2-norm; 0 disables clipping", range=COUNT)
+    grad_clip: float = param(0.0, "max gradient 2-norm; 0 disables clipping", range=NONNEGATIVE)
     amp: str = param("none", "'none' or 'bf16' (autocast; FFTs stay in float32)",
                      choices=("none", "bf16"))
     loss: str = param("rel_l2", "'rel_l2', 'rel_h1', 'rel_h1_fd', 'rel_hm1', 'h1_neuralop' "
@@ -127,9 +127,9 @@ class TrainConfig(Params):
     seed: int = param(0, "seed of the weights, the shuffling and dropout",
                       range=(0, 2**63 - 1))
     checkpoint_every: int = param(0, "also write last.pt every this many steps (0: at epoch "
-                                  "ends only)", range=COUNT)
+                                  "ends only)", range=NONNEGATIVE)
     max_minutes: float = param(0.0, "stop after this wall-clock budget (0: no limit); the run "
-                               "stays resumable", range=COUNT)
+                               "stays resumable", range=NONNEGATIVE)
     eval_every: int = param(1, "evaluate on the test split every this many epochs",
                             range=POSITIVE)
 
