@@ -45,7 +45,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,11 +160,9 @@ class PinnConfig(Params):
                                  "checkpoint)", range=COUNT)
     eval_points: int = param(4096, "Sobol points of the final test error", range=COUNT)
     seed: int = param(0, "seed of the points and the network weights", range=(0, COUNT[1]))
-    model: dict[str, Any] = field(
-        default_factory=lambda: {"width": 64, "depth": 3},
-        metadata={"doc": "keywords of the ``pinn`` model (``--option model.KEY=JSON``; box "
-                  "bounds and periods are filled in)", "range": None, "choices": None,
-                  "open_low": False})
+    model: dict[str, Any] = param({"width": 64, "depth": 3}, "keywords of the ``pinn`` model "
+                                  "(``--option model.KEY=JSON``; box bounds and periods are "
+                                  "filled in)")
 
     def validate(self) -> None:
         filled = sorted(set(self.model) & set(FILLED))
